@@ -1,0 +1,101 @@
+// Artifacts: a task's step outputs under artifacts/. Versioned names (validation.1.json,
+// validation.2.json, ...) are claimed with an exclusive create, so two writers racing for
+// the next version never overwrite each other: the loser moves on to the next number.
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { AtlasError, errnoCode, storageError } from '../errors.js';
+import { FILE_MODE, ensureDir, fsyncDir, writeFileDurable } from './atomic.js';
+import { assertName } from './names.js';
+
+export interface ArtifactInfo {
+  name: string;
+  size: number;
+  modified_at: string;
+}
+
+export class ArtifactDir {
+  constructor(readonly dir: string) {}
+
+  /** Saves (or replaces) an artifact under a fixed name. */
+  async save(name: string, data: string | Uint8Array): Promise<string> {
+    assertName('artifact', name);
+    await ensureDir(this.dir);
+    await writeFileDurable(path.join(this.dir, name), data);
+    return name;
+  }
+
+  /** Saves `<base>.<n><ext>` with the next free n (1, 2, ...). Returns the name used. */
+  async saveVersioned(base: string, ext: string, data: string | Uint8Array): Promise<string> {
+    assertName('artifact', `${base}${ext}`);
+    await ensureDir(this.dir);
+    let n = (await this.highestVersion(base, ext)) + 1;
+    for (;;) {
+      const name = `${base}.${n}${ext}`;
+      const file = path.join(this.dir, name);
+      let fh: fsp.FileHandle | undefined;
+      try {
+        fh = await fsp.open(file, 'wx', FILE_MODE);
+      } catch (err) {
+        if (errnoCode(err) === 'EEXIST') {
+          n++;
+          continue;
+        }
+        throw storageError('create', file, err);
+      }
+      try {
+        await fh.writeFile(data);
+        await fh.sync();
+      } catch (err) {
+        await fh.close().catch(() => undefined);
+        // Leave no half-written version behind.
+        await fsp.unlink(file).catch(() => undefined);
+        throw storageError('write', file, err);
+      }
+      await fh.close();
+      await fsyncDir(this.dir);
+      return name;
+    }
+  }
+
+  async highestVersion(base: string, ext: string): Promise<number> {
+    let max = 0;
+    for (const name of await this.names()) {
+      if (!name.startsWith(`${base}.`) || !name.endsWith(ext)) continue;
+      const middle = name.slice(base.length + 1, name.length - ext.length);
+      if (/^\d+$/.test(middle)) max = Math.max(max, Number(middle));
+    }
+    return max;
+  }
+
+  async get(name: string): Promise<Buffer> {
+    assertName('artifact', name);
+    try {
+      return await fsp.readFile(path.join(this.dir, name));
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') throw new AtlasError('not_found', `no artifact ${name}; 'atlas artifacts <task-id>' lists them`, { details: { name } });
+      throw storageError('read', path.join(this.dir, name), err);
+    }
+  }
+
+  async list(): Promise<ArtifactInfo[]> {
+    const out: ArtifactInfo[] = [];
+    for (const name of await this.names()) {
+      try {
+        const st = await fsp.stat(path.join(this.dir, name));
+        if (st.isFile()) out.push({ name, size: st.size, modified_at: st.mtime.toISOString() });
+      } catch {
+        // vanished while listing
+      }
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
+  }
+
+  private async names(): Promise<string[]> {
+    try {
+      return (await fsp.readdir(this.dir)).filter((n) => !n.includes('.tmp-'));
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return [];
+      throw storageError('list', this.dir, err);
+    }
+  }
+}

@@ -1,0 +1,140 @@
+// Durable atomic file replacement: a complete temp file, fsync, rename over the target,
+// then fsync of the directory so the rename itself survives a power cut.
+//
+// We do not use write-file-atomic here: 7.x issues one write() without checking how many
+// bytes landed and never fsyncs the directory, so on a full disk it can swap a good file
+// for a truncated one and report success. FileHandle.writeFile loops until every byte is
+// written or throws, and we check the size before the rename as a second guard.
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { AtlasError, errnoCode, storageError } from '../errors.js';
+import { pidAlive } from '../util/proc.js';
+
+export const FILE_MODE = 0o600;
+export const DIR_MODE = 0o700;
+const TEMP_MARK = '.tmp-';
+let tempCounter = 0;
+
+/** Fault points tests can arm to simulate a failure at an exact place in a write. */
+export const faults: { beforeRename?: (file: string) => void } = {};
+
+export function tempPathFor(file: string): string {
+  tempCounter = (tempCounter + 1) % 1_000_000_000;
+  return `${file}${TEMP_MARK}${process.pid}-${tempCounter}`;
+}
+
+export function isTempFile(name: string): boolean {
+  return name.includes(TEMP_MARK);
+}
+
+/** The pid that wrote a temp file, from its name. */
+export function tempFileOwner(name: string): number | undefined {
+  const m = /\.tmp-(\d+)-\d+$/.exec(name);
+  return m ? Number(m[1]) : undefined;
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  let fh: fsp.FileHandle | undefined;
+  try {
+    fh = await fsp.open(dir, 'r');
+    await fh.sync();
+  } catch (err) {
+    // Some filesystems refuse fsync on directories; the rename is still atomic there.
+    if (errnoCode(err) !== 'EINVAL' && errnoCode(err) !== 'EISDIR') throw storageError('sync directory', dir, err);
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}
+
+export interface DurableWriteOptions {
+  /** Keep the file being replaced as this path (a hard link, so no data is copied). */
+  backup?: string;
+  mode?: number;
+  /** Skip the directory fsync (callers that sync the directory themselves). */
+  skipDirSync?: boolean;
+}
+
+/** Writes `data` to `file` so that after it resolves the new content is durable, and at
+ *  any moment before that the old content is intact. Throws a storage error otherwise. */
+export async function writeFileDurable(file: string, data: string | Uint8Array, options: DurableWriteOptions = {}): Promise<void> {
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  const tmp = tempPathFor(file);
+  let fh: fsp.FileHandle | undefined;
+  try {
+    fh = await fsp.open(tmp, 'wx', options.mode ?? FILE_MODE);
+    await fh.writeFile(bytes);
+    await fh.sync();
+    const { size } = await fh.stat();
+    if (size !== bytes.length) {
+      throw new AtlasError('storage', `short write to ${tmp}: ${size} of ${bytes.length} bytes (is the disk full?)`, { retryable: true });
+    }
+    await fh.close();
+    fh = undefined;
+    if (options.backup) await replaceBackup(file, options.backup);
+    faults.beforeRename?.(file);
+    await fsp.rename(tmp, file);
+  } catch (err) {
+    await fh?.close().catch(() => undefined);
+    await fsp.unlink(tmp).catch(() => undefined);
+    throw storageError('write', file, err);
+  }
+  if (!options.skipDirSync) await fsyncDir(path.dirname(file));
+}
+
+async function replaceBackup(file: string, backup: string): Promise<void> {
+  await fsp.unlink(backup).catch((err: unknown) => {
+    if (errnoCode(err) !== 'ENOENT') throw err;
+  });
+  await fsp.link(file, backup).catch((err: unknown) => {
+    if (errnoCode(err) !== 'ENOENT') throw err;
+  });
+}
+
+/** mkdir -p with mode 0700 that also fsyncs the parent of every directory it creates. */
+export async function ensureDir(dir: string): Promise<void> {
+  const created = await fsp.mkdir(dir, { recursive: true, mode: DIR_MODE }).catch((err: unknown) => {
+    throw storageError('create directory', dir, err);
+  });
+  if (created === undefined) return;
+  // `created` is the topmost new directory: sync the parent of each new level.
+  const parents: string[] = [];
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    parents.push(path.dirname(d));
+    if (d === path.resolve(created) || d === path.dirname(d)) break;
+  }
+  for (const p of parents) await fsyncDir(p);
+}
+
+export function ensureDirSync(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true, mode: DIR_MODE });
+}
+
+export async function readFileIfExists(file: string): Promise<Buffer | undefined> {
+  try {
+    return await fsp.readFile(file);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return undefined;
+    throw storageError('read', file, err);
+  }
+}
+
+/** Removes temp files in `dir` left by writers that are no longer alive. Returns their names. */
+export async function sweepTempFiles(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return [];
+  }
+  const swept: string[] = [];
+  for (const name of names) {
+    if (!isTempFile(name)) continue;
+    const owner = tempFileOwner(name);
+    if (owner !== undefined && owner !== process.pid && pidAlive(owner)) continue;
+    if (owner === process.pid) continue;
+    await fsp.unlink(path.join(dir, name)).catch(() => undefined);
+    swept.push(name);
+  }
+  return swept;
+}

@@ -1,0 +1,40 @@
+// The layout of an atlas home (DESIGN §2). Only this file joins names into paths, and it
+// only accepts names that passed validation.
+import os from 'node:os';
+import path from 'node:path';
+import { assertName, assertTaskId } from './names.js';
+
+export function defaultHome(): string {
+  const env = process.env['ATLAS_HOME'];
+  return path.resolve(env && env.length > 0 ? env : path.join(os.homedir(), '.atlas'));
+}
+
+export class HomePaths {
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+  }
+
+  get config(): string { return path.join(this.root, 'config.yaml'); }
+  get socket(): string { return path.join(this.root, 'atlas.sock'); }
+  get pidFile(): string { return path.join(this.root, 'daemon.pid'); }
+  get lockFile(): string { return path.join(this.root, 'daemon.lock'); }
+  get logsDir(): string { return path.join(this.root, 'logs'); }
+  get daemonLog(): string { return path.join(this.logsDir, 'daemon.log'); }
+  get templatesDir(): string { return path.join(this.root, 'templates'); }
+  get worktreesDir(): string { return path.join(this.root, 'worktrees'); }
+  get workspacesDir(): string { return path.join(this.root, 'workspaces'); }
+  get quarantineDir(): string { return path.join(this.root, 'quarantine'); }
+
+  worktree(ws: string): string { return path.join(this.worktreesDir, assertName('workspace', ws)); }
+  workspaceDir(ws: string): string { return path.join(this.workspacesDir, assertName('workspace', ws)); }
+  workspaceFile(ws: string): string { return path.join(this.workspaceDir(ws), 'workspace.json'); }
+  tasksDir(ws: string): string { return path.join(this.workspaceDir(ws), 'tasks'); }
+  taskDir(ws: string, id: string): string { return path.join(this.tasksDir(ws), assertTaskId(id)); }
+  taskFile(ws: string, id: string): string { return path.join(this.taskDir(ws, id), 'task.json'); }
+  taskBackup(ws: string, id: string): string { return path.join(this.taskDir(ws, id), 'task.json.bak'); }
+  taskLog(ws: string, id: string): string { return path.join(this.taskDir(ws, id), 'task.log'); }
+  artifactsDir(ws: string, id: string): string { return path.join(this.taskDir(ws, id), 'artifacts'); }
+  userTemplate(name: string): string { return path.join(this.templatesDir, `${assertName('template', name)}.yaml`); }
+}

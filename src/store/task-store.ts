@@ -1,0 +1,359 @@
+// The filesystem task store. task.json is the source of truth for a task; every write is a
+// durable atomic replace that keeps the previous checkpoint as task.json.bak.
+//
+// Concurrency: every write carries the revision the writer last saw. A writer that holds an
+// older revision than the file gets a `conflict`, never a silent overwrite. Writers in other
+// processes serialise on a per-task lock (proper-lockfile); the engine holds a task's lock for
+// as long as it runs the task (a lease), so its checkpoints need no extra lock round trip.
+import fsp from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { AtlasError, errnoCode, isAtlasError, storageError } from '../errors.js';
+import { ensureDir, fsyncDir, sweepTempFiles, writeFileDurable } from './atomic.js';
+import { assertName, assertTaskId, isValidName, isValidTaskId } from './names.js';
+import type { HomePaths } from './paths.js';
+import { TERMINAL_STATUSES, type TaskRecord, type TaskStatus } from './records.js';
+import { decodeTask, encodeTask } from './task-codec.js';
+import { lockTaskDir, type TaskLock } from './task-lock.js';
+
+export interface TaskFilter {
+  workspace?: string;
+  status?: TaskStatus | TaskStatus[];
+  template?: string;
+  limit?: number;
+}
+
+export type Warn = (message: string, details?: Record<string, unknown>) => void;
+
+export interface ReadResult {
+  task: TaskRecord;
+  /** 'backup' when task.json was unreadable and task.json.bak was used instead. */
+  source: 'primary' | 'backup';
+}
+
+interface Written {
+  revision: number;
+  ino: number;
+}
+
+export class TaskStore {
+  readonly paths: HomePaths;
+  private readonly warn: Warn;
+  /** id -> workspace, so a task is found by id alone (ids are unique across the home). */
+  private readonly locations = new Map<string, string>();
+  /** What this process last wrote to each task.json, to detect writes behind its back cheaply. */
+  private readonly written = new Map<string, Written>();
+  private readonly leases = new Map<string, TaskLock>();
+  private readonly reservedIds = new Set<string>();
+
+  constructor(paths: HomePaths, options: { warn?: Warn } = {}) {
+    this.paths = paths;
+    this.warn = options.warn ?? (() => undefined);
+  }
+
+  async init(): Promise<void> {
+    await ensureDir(this.paths.workspacesDir);
+  }
+
+  // ---- ids -------------------------------------------------------------------------
+
+  /** A new task id, `task-YYYYMMDD-HHMMSS` (UTC), with a suffix when that id is taken. */
+  async newTaskId(now: Date = new Date()): Promise<string> {
+    const p = (n: number) => String(n).padStart(2, '0');
+    const base =
+      `task-${now.getUTCFullYear()}${p(now.getUTCMonth() + 1)}${p(now.getUTCDate())}` +
+      `-${p(now.getUTCHours())}${p(now.getUTCMinutes())}${p(now.getUTCSeconds())}`;
+    for (let n = 1; ; n++) {
+      const id = n === 1 ? base : `${base}-${n}`;
+      if (this.reservedIds.has(id)) continue;
+      if ((await this.locate(id)) !== undefined) continue;
+      this.reservedIds.add(id);
+      return id;
+    }
+  }
+
+  // ---- locating --------------------------------------------------------------------
+
+  async workspaceNames(): Promise<string[]> {
+    try {
+      return (await fsp.readdir(this.paths.workspacesDir)).filter(isValidName).sort();
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return [];
+      throw storageError('list', this.paths.workspacesDir, err);
+    }
+  }
+
+  /** The workspace that holds task `id`, or undefined. */
+  async locate(id: string): Promise<string | undefined> {
+    assertTaskId(id);
+    const known = this.locations.get(id);
+    if (known !== undefined && (await exists(this.paths.taskDir(known, id)))) return known;
+    this.locations.delete(id);
+    for (const ws of await this.workspaceNames()) {
+      if (await exists(this.paths.taskDir(ws, id))) {
+        this.locations.set(id, ws);
+        return ws;
+      }
+    }
+    return undefined;
+  }
+
+  private async requireLocation(id: string): Promise<string> {
+    const ws = await this.locate(id);
+    if (ws === undefined) throw new AtlasError('not_found', `no task ${id}; 'atlas list' shows the tasks there are`, { details: { id } });
+    return ws;
+  }
+
+  // ---- reading ---------------------------------------------------------------------
+
+  async getTask(id: string): Promise<TaskRecord> {
+    return (await this.readTask(id)).task;
+  }
+
+  /** Reads task.json, falling back to task.json.bak when task.json is missing or corrupt. */
+  async readTask(id: string): Promise<ReadResult> {
+    const ws = await this.requireLocation(id);
+    return this.readTaskAt(ws, id);
+  }
+
+  async readTaskAt(ws: string, id: string): Promise<ReadResult> {
+    const file = this.paths.taskFile(ws, id);
+    let primaryError: unknown;
+    try {
+      const task = decodeTask(await fsp.readFile(file, 'utf8'), file);
+      return { task, source: 'primary' };
+    } catch (err) {
+      if (isAtlasError(err, 'unsupported_schema')) throw err;
+      primaryError = isAtlasError(err) ? err : errnoCode(err) === 'ENOENT' ? new AtlasError('corrupt', `${file} is missing`, { details: { file } }) : storageError('read', file, err);
+      if (isAtlasError(primaryError, 'storage')) throw primaryError;
+    }
+    const bak = this.paths.taskBackup(ws, id);
+    try {
+      const task = decodeTask(await fsp.readFile(bak, 'utf8'), bak);
+      this.warn(`${(primaryError as Error).message}; using the previous checkpoint ${bak}`, { task: id, file });
+      return { task, source: 'backup' };
+    } catch {
+      throw primaryError;
+    }
+  }
+
+  // ---- writing ---------------------------------------------------------------------
+
+  /** Writes a brand-new task (revision 1). The task's directory must not exist yet. */
+  async createTask(task: TaskRecord): Promise<TaskRecord> {
+    assertName('workspace', task.workspace);
+    assertTaskId(task.id);
+    if (this.locations.has(task.id)) throw new AtlasError('already_exists', `task ${task.id} already exists`);
+    const dir = this.paths.taskDir(task.workspace, task.id);
+    await ensureDir(this.paths.tasksDir(task.workspace));
+    try {
+      await fsp.mkdir(dir, { mode: 0o700 });
+    } catch (err) {
+      if (errnoCode(err) === 'EEXIST') throw new AtlasError('already_exists', `task ${task.id} already exists`, { details: { id: task.id } });
+      throw storageError('create', dir, err);
+    }
+    task.revision = 1;
+    await writeFileDurable(this.paths.taskFile(task.workspace, task.id), encodeTask(task), { skipDirSync: true });
+    // One sync covers the new task.json in the new directory; then the directory's own entry.
+    await syncDirs([dir, this.paths.tasksDir(task.workspace)]);
+    this.locations.set(task.id, task.workspace);
+    this.reservedIds.delete(task.id);
+    await this.remember(task);
+    return task;
+  }
+
+  /**
+   * The checkpoint: durably replaces task.json with `task` at revision + 1 and keeps the
+   * previous file as task.json.bak. `task.revision` must be the revision on disk; a file
+   * changed behind the caller's back gives a conflict. On success `task.revision` grows by one.
+   */
+  async checkpoint(task: TaskRecord): Promise<void> {
+    const lease = this.leases.get(task.id);
+    if (lease) {
+      if (lease.compromised) {
+        throw new AtlasError('conflict', `lost the lock on task ${task.id} (another process may have taken it); not writing`, { details: { id: task.id } });
+      }
+      await this.writeChecked(task);
+      return;
+    }
+    const lock = await lockTaskDir(this.paths.taskDir(task.workspace, task.id));
+    try {
+      await this.writeChecked(task);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /** Read-modify-write under the task's lock. `mutate` gets the current record and changes it in place. */
+  async updateTask(id: string, mutate: (task: TaskRecord) => void | Promise<void>): Promise<TaskRecord> {
+    const ws = await this.requireLocation(id);
+    const held = this.leases.get(id);
+    const lock = held ? undefined : await lockTaskDir(this.paths.taskDir(ws, id));
+    try {
+      const { task } = await this.readTaskAt(ws, id);
+      await mutate(task);
+      task.updated_at = new Date().toISOString();
+      await this.writeChecked(task);
+      return task;
+    } finally {
+      await lock?.release();
+    }
+  }
+
+  private async writeChecked(task: TaskRecord): Promise<void> {
+    const file = this.paths.taskFile(task.workspace, task.id);
+    const expected = task.revision;
+    const known = this.written.get(task.id);
+    let st: Stats | undefined;
+    try {
+      st = await fsp.stat(file);
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw storageError('stat', file, err);
+    }
+    if (!(known && st && known.ino === st.ino && known.revision === expected)) {
+      // Not (only) our own writes on disk: compare with what is really there.
+      let onDisk: number | undefined;
+      try {
+        onDisk = (await this.readTaskAt(task.workspace, task.id)).task.revision;
+      } catch (err) {
+        if (!isAtlasError(err, 'corrupt')) throw err;
+      }
+      if (onDisk !== undefined && onDisk !== expected) {
+        throw new AtlasError(
+          'conflict',
+          `task ${task.id} changed on disk (revision ${onDisk}, this writer holds ${expected}); reload it and try again`,
+          { details: { id: task.id, revision: onDisk, expected }, retryable: true },
+        );
+      }
+    }
+    const next = { ...task, revision: expected + 1 };
+    await writeFileDurable(file, encodeTask(next), { backup: this.paths.taskBackup(task.workspace, task.id) });
+    task.revision = expected + 1;
+    await this.remember(task);
+  }
+
+  private async remember(task: TaskRecord): Promise<void> {
+    try {
+      const st = await fsp.stat(this.paths.taskFile(task.workspace, task.id));
+      this.written.set(task.id, { revision: task.revision, ino: st.ino });
+    } catch {
+      this.written.delete(task.id);
+    }
+  }
+
+  // ---- leases ----------------------------------------------------------------------
+
+  /** Holds the task's lock until `releaseLease`; checkpoints of this task then skip locking. */
+  async acquireLease(id: string, options: { waitMs?: number } = {}): Promise<void> {
+    if (this.leases.has(id)) return;
+    const ws = await this.requireLocation(id);
+    const lock = await lockTaskDir(this.paths.taskDir(ws, id), options);
+    this.leases.set(id, lock);
+  }
+
+  async releaseLease(id: string): Promise<void> {
+    const lock = this.leases.get(id);
+    if (!lock) return;
+    this.leases.delete(id);
+    await lock.release();
+  }
+
+  async releaseAllLeases(): Promise<void> {
+    await Promise.all([...this.leases.keys()].map((id) => this.releaseLease(id)));
+  }
+
+  // ---- listing and deleting ----------------------------------------------------------
+
+  /** Task ids of one workspace (or all), newest first. Ids sort by creation time. */
+  async listTaskIds(workspace?: string): Promise<Array<{ id: string; workspace: string }>> {
+    const wss = workspace === undefined ? await this.workspaceNames() : [assertName('workspace', workspace)];
+    const out: Array<{ id: string; workspace: string }> = [];
+    for (const ws of wss) {
+      let names: string[];
+      try {
+        names = await fsp.readdir(this.paths.tasksDir(ws));
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT') continue;
+        throw storageError('list', this.paths.tasksDir(ws), err);
+      }
+      for (const id of names) {
+        if (!isValidTaskId(id)) continue;
+        out.push({ id, workspace: ws });
+        this.locations.set(id, ws);
+      }
+    }
+    return out.sort((a, b) => compareIds(b.id, a.id));
+  }
+
+  /** Tasks newest first. Unreadable tasks are skipped with a warning. */
+  async listTasks(filter: TaskFilter = {}): Promise<TaskRecord[]> {
+    const statuses = filter.status === undefined ? undefined : new Set(Array.isArray(filter.status) ? filter.status : [filter.status]);
+    const out: TaskRecord[] = [];
+    for (const { id, workspace } of await this.listTaskIds(filter.workspace)) {
+      if (filter.limit !== undefined && out.length >= filter.limit) break;
+      let task: TaskRecord;
+      try {
+        task = (await this.readTaskAt(workspace, id)).task;
+      } catch (err) {
+        this.warn(`skipping task ${id}: ${(err as Error).message}`, { task: id });
+        continue;
+      }
+      if (statuses && !statuses.has(task.status)) continue;
+      if (filter.template !== undefined && task.template !== filter.template) continue;
+      out.push(task);
+    }
+    return out;
+  }
+
+  async deleteTask(id: string): Promise<void> {
+    const ws = await this.requireLocation(id);
+    const dir = this.paths.taskDir(ws, id);
+    const lock = this.leases.has(id) ? undefined : await lockTaskDir(dir);
+    try {
+      // Rename first so a half-deleted task never looks like a task.
+      const doomed = `${this.paths.tasksDir(ws)}/.deleted-${id}-${process.pid}`;
+      await fsp.rename(dir, doomed).catch((err: unknown) => {
+        throw storageError('delete', dir, err);
+      });
+      await fsp.rm(doomed, { recursive: true, force: true });
+    } finally {
+      if (lock) await lock.release().catch(() => undefined);
+      await this.releaseLease(id).catch(() => undefined);
+    }
+    this.locations.delete(id);
+    this.written.delete(id);
+  }
+
+  /** Removes temp files left by dead writers in a task's directory. */
+  async sweep(ws: string, id: string): Promise<string[]> {
+    return sweepTempFiles(this.paths.taskDir(ws, id));
+  }
+
+  isTerminal(task: TaskRecord): boolean {
+    return TERMINAL_STATUSES.has(task.status);
+  }
+}
+
+/** Ids sort by time, then by their numeric suffix. */
+export function compareIds(a: string, b: string): number {
+  const [ab, as = '1'] = splitId(a);
+  const [bb, bs = '1'] = splitId(b);
+  return ab < bb ? -1 : ab > bb ? 1 : Number(as) - Number(bs);
+}
+
+function splitId(id: string): [string, string | undefined] {
+  const m = /^(task-\d{8}-\d{6})(?:-(\d+))?$/.exec(id);
+  return m ? [m[1] ?? id, m[2]] : [id, undefined];
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fsp.access(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function syncDirs(dirs: string[]): Promise<void> {
+  for (const d of dirs) await fsyncDir(d);
+}

@@ -1,0 +1,75 @@
+// Workspaces: a name bound to a working directory, kept in workspaces/<ws>/workspace.json.
+import fsp from 'node:fs/promises';
+import { AtlasError, errnoCode, storageError } from '../errors.js';
+import { ensureDir, writeFileDurable } from './atomic.js';
+import { assertName, isValidName } from './names.js';
+import type { HomePaths } from './paths.js';
+import { SCHEMA_VERSION, type WorkspaceRecord } from './records.js';
+
+export class WorkspaceStore {
+  constructor(private readonly paths: HomePaths) {}
+
+  async create(input: Omit<WorkspaceRecord, 'schema_version' | 'created_at'>): Promise<WorkspaceRecord> {
+    assertName('workspace', input.name);
+    const rec: WorkspaceRecord = { schema_version: SCHEMA_VERSION, ...input, created_at: new Date().toISOString() };
+    const file = this.paths.workspaceFile(input.name);
+    await ensureDir(this.paths.workspaceDir(input.name));
+    try {
+      await fsp.access(file);
+      throw new AtlasError('already_exists', `workspace ${input.name} already exists; 'atlas workspace show ${input.name}' shows it`, {
+        details: { name: input.name },
+      });
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+    }
+    await writeFileDurable(file, JSON.stringify(rec, null, 2) + '\n');
+    return rec;
+  }
+
+  async get(name: string): Promise<WorkspaceRecord> {
+    const file = this.paths.workspaceFile(name);
+    let text: string;
+    try {
+      text = await fsp.readFile(file, 'utf8');
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') {
+        throw new AtlasError('not_found', `no workspace ${name}; create it with 'atlas workspace create ${name} --path DIR'`, { details: { name } });
+      }
+      throw storageError('read', file, err);
+    }
+    try {
+      return JSON.parse(text) as WorkspaceRecord;
+    } catch (err) {
+      throw new AtlasError('corrupt', `${file} is not valid JSON`, { details: { file }, cause: err });
+    }
+  }
+
+  async list(): Promise<WorkspaceRecord[]> {
+    let names: string[];
+    try {
+      names = (await fsp.readdir(this.paths.workspacesDir)).filter(isValidName).sort();
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return [];
+      throw storageError('list', this.paths.workspacesDir, err);
+    }
+    const out: WorkspaceRecord[] = [];
+    for (const n of names) {
+      try {
+        out.push(await this.get(n));
+      } catch {
+        // a directory without workspace.json (tasks restored without it) is not listed
+      }
+    }
+    return out;
+  }
+
+  /** Removes the workspace record; with `purge`, its task history too. */
+  async remove(name: string, purge: boolean): Promise<void> {
+    await this.get(name);
+    if (purge) {
+      await fsp.rm(this.paths.workspaceDir(name), { recursive: true, force: true });
+    } else {
+      await fsp.rm(this.paths.workspaceFile(name), { force: true });
+    }
+  }
+}
