@@ -1,0 +1,112 @@
+// config.yaml (DESIGN §8): validated once, at the edge, into a fully defaulted object.
+// Unknown keys and bad values are refused with the key's name, the value and what was expected.
+import fsp from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { AtlasError, errnoCode, storageError } from '../errors.js';
+import { durationSchema, parseDuration, retriesSchema } from '../templates/schema.js';
+
+const configSchema = z
+  .object({
+    max_concurrent_tasks: z.number().int().min(1).max(1024).optional(),
+    ai: z.object({ command: z.string().min(1).optional() }).strict().optional(),
+    step_defaults: z
+      .object({
+        timeout: durationSchema.optional(),
+        retries: retriesSchema.optional(),
+        output_cap: z.union([z.number().int().min(1024), z.string()]).optional(),
+        kill_grace: durationSchema.optional(),
+      })
+      .strict()
+      .optional(),
+    log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
+  })
+  .strict();
+
+export interface RetryPolicy {
+  max: number;
+  backoff_ms: number;
+  max_backoff_ms: number;
+}
+
+export interface Config {
+  max_concurrent_tasks: number;
+  ai_command: string | null;
+  step_timeout_ms: number | null;
+  retries: RetryPolicy;
+  /** Bytes of output kept per attempt, in the log and the output artifact. */
+  output_cap: number;
+  /** Time between SIGTERM and SIGKILL when a step is stopped. */
+  kill_grace_ms: number;
+  log_level: string;
+}
+
+export const DEFAULT_CONFIG: Config = {
+  max_concurrent_tasks: 4,
+  ai_command: null,
+  step_timeout_ms: null,
+  retries: { max: 0, backoff_ms: 1000, max_backoff_ms: 60_000 },
+  output_cap: 1024 * 1024,
+  kill_grace_ms: 5000,
+  log_level: 'info',
+};
+
+export function retryPolicy(spec: { max: number; backoff?: string | number | undefined; max_backoff?: string | number | undefined } | undefined, fallback: RetryPolicy): RetryPolicy {
+  if (!spec) return fallback;
+  return {
+    max: spec.max,
+    backoff_ms: spec.backoff !== undefined ? (parseDuration(spec.backoff) ?? fallback.backoff_ms) : fallback.backoff_ms,
+    max_backoff_ms: spec.max_backoff !== undefined ? (parseDuration(spec.max_backoff) ?? fallback.max_backoff_ms) : fallback.max_backoff_ms,
+  };
+}
+
+function parseSize(v: number | string): number | undefined {
+  if (typeof v === 'number') return v;
+  const m = /^(\d+)\s*(b|k|kb|kib|m|mb|mib)?$/i.exec(v.trim());
+  if (!m) return undefined;
+  const unit = (m[2] ?? 'b').toLowerCase();
+  return Number(m[1]) * (unit.startsWith('k') ? 1024 : unit.startsWith('m') ? 1024 * 1024 : 1);
+}
+
+export function parseConfig(text: string, file: string): Config {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text) ?? {};
+  } catch (err) {
+    throw new AtlasError('config_invalid', `${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`, { details: { file } });
+  }
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    const msgs = parsed.error.issues.map((i) => {
+      const key = [...i.path, ...(i.code === 'unrecognized_keys' ? [(i as { keys: string[] }).keys.join(', ')] : [])].join('.');
+      const what = i.code === 'unrecognized_keys' ? 'unknown key' : i.message;
+      return `${key || '(top level)'}: ${what}`;
+    });
+    throw new AtlasError('config_invalid', `${file}: ${msgs.join('; ')}`, { details: { file, problems: msgs } });
+  }
+  const c = parsed.data;
+  const d = c.step_defaults;
+  const cap = d?.output_cap !== undefined ? parseSize(d.output_cap) : DEFAULT_CONFIG.output_cap;
+  if (cap === undefined) throw new AtlasError('config_invalid', `${file}: step_defaults.output_cap: expected a size such as 1048576 or '1mb'`);
+  return {
+    max_concurrent_tasks: c.max_concurrent_tasks ?? DEFAULT_CONFIG.max_concurrent_tasks,
+    ai_command: c.ai?.command ?? null,
+    step_timeout_ms: d?.timeout !== undefined ? (parseDuration(d.timeout) ?? null) : null,
+    retries: retryPolicy(d?.retries, DEFAULT_CONFIG.retries),
+    output_cap: cap,
+    kill_grace_ms: d?.kill_grace !== undefined ? (parseDuration(d.kill_grace) ?? DEFAULT_CONFIG.kill_grace_ms) : DEFAULT_CONFIG.kill_grace_ms,
+    log_level: c.log_level ?? DEFAULT_CONFIG.log_level,
+  };
+}
+
+/** Reads config.yaml; a missing file means all defaults. */
+export async function loadConfig(file: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await fsp.readFile(file, 'utf8');
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return { ...DEFAULT_CONFIG };
+    throw storageError('read', file, err);
+  }
+  return parseConfig(text, file);
+}

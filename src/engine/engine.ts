@@ -1,0 +1,569 @@
+// The engine: the in-process API that the daemon (and tests) call. It creates tasks from
+// templates, schedules them, runs them through the runner, applies operator actions, and
+// on start recovers every task a previous process left unfinished (DESIGN §6).
+//
+// Lifecycle: 'created' -> 'running' -> 'draining' -> 'stopped'.
+import { EventEmitter } from 'node:events';
+import fsp from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { loadConfig, type Config } from '../config/config.js';
+import { AtlasError, isAtlasError } from '../errors.js';
+import { assertName, assertTaskId } from '../store/names.js';
+import { SCHEMA_VERSION, TERMINAL_STATUSES, summarize, type StepState, type TaskRecord, type TaskStatus, type TaskSummary } from '../store/records.js';
+import { Store } from '../store/store.js';
+import type { TaskFilter } from '../store/task-store.js';
+import { killLeftoverGroup } from '../steps/process.js';
+import { BUILTIN_DIR, TemplateRegistry, loadTemplateFile } from '../templates/loader.js';
+import type { Template } from '../templates/schema.js';
+import { pidAlive, processGroupAlive, sameProcessAlive } from '../util/proc.js';
+import { runTask, type StopReason } from './runner.js';
+import { Scheduler, type QueueEntry } from './scheduler.js';
+import { RESUMABLE_FROM, transition } from './transitions.js';
+
+export type EngineState = 'created' | 'running' | 'draining' | 'stopped';
+
+export interface EngineOptions {
+  home: string;
+  /** Settings; read from $home/config.yaml when absent. */
+  config?: Config;
+  builtinTemplatesDir?: string;
+  logger?: Logger;
+}
+
+export interface StartParams {
+  template: string;
+  workspace: string;
+  inputs?: Record<string, string>;
+  description?: string;
+  priority?: number;
+  /** A template file to use instead of a template name (the name is then taken from the file). */
+  template_file?: string;
+}
+
+export interface RecoveryReport {
+  tasks_seen: number;
+  requeued: string[];
+  rerun: string[];
+  paused: string[];
+  killed_groups: number;
+  swept_temp_files: number;
+  unreadable: Array<{ id: string; error: string }>;
+  duration_ms: number;
+}
+
+interface Active {
+  controller: AbortController;
+  reason: StopReason | undefined;
+  done: Promise<void>;
+}
+
+/** Statuses in which a task waits for nothing but a slot or its own step. */
+const MOVING: ReadonlySet<TaskStatus> = new Set(['pending', 'running']);
+
+export class Engine extends EventEmitter {
+  readonly store: Store;
+  readonly templates: TemplateRegistry;
+  config: Config;
+  private state: EngineState = 'created';
+  private readonly scheduler: Scheduler;
+  private readonly active = new Map<string, Active>();
+  private readonly retryTimers = new Set<NodeJS.Timeout>();
+  private readonly log: Logger | undefined;
+
+  private constructor(store: Store, config: Config, templates: TemplateRegistry, logger: Logger | undefined) {
+    super();
+    this.setMaxListeners(0);
+    this.store = store;
+    this.config = config;
+    this.templates = templates;
+    this.log = logger;
+    this.scheduler = new Scheduler(config.max_concurrent_tasks, (e) => this.runEntry(e));
+  }
+
+  static async open(options: EngineOptions): Promise<Engine> {
+    const logger = options.logger;
+    const store = new Store(options.home, { warn: (msg, details) => logger?.warn(details ?? {}, msg) });
+    await store.init();
+    const config = options.config ?? (await loadConfig(store.paths.config));
+    const templates = new TemplateRegistry(store.paths.templatesDir, options.builtinTemplatesDir ?? BUILTIN_DIR);
+    return new Engine(store, config, templates, logger);
+  }
+
+  get lifecycle(): EngineState {
+    return this.state;
+  }
+
+  get queueDepth(): number {
+    return this.scheduler.pending;
+  }
+
+  get runningCount(): number {
+    return this.active.size;
+  }
+
+  /** Recovers what a previous process left, then starts running tasks. */
+  async start(): Promise<RecoveryReport> {
+    if (this.state !== 'created') throw new AtlasError('not_allowed', `the engine is ${this.state}`);
+    this.state = 'running';
+    return this.recover();
+  }
+
+  // ---- tasks -----------------------------------------------------------------------
+
+  async startTask(p: StartParams): Promise<TaskRecord> {
+    this.assertRunning();
+    const workspace = await this.store.workspaces.get(assertName('workspace', p.workspace));
+    const template = p.template_file ? await loadTemplateFile(p.template_file) : await this.templates.get(p.template);
+    this.checkRunnable(template);
+    const inputs = resolveInputs(template, p.inputs ?? {});
+    const priority = p.priority ?? 0;
+    if (!Number.isInteger(priority) || Math.abs(priority) > 1_000_000) {
+      throw new AtlasError('invalid_input', `priority must be a whole number (got ${String(p.priority)})`);
+    }
+    try {
+      const st = await fsp.stat(workspace.path);
+      if (!st.isDirectory()) throw new Error('not a directory');
+    } catch {
+      throw new AtlasError('invalid_input', `workspace ${workspace.name}'s directory ${workspace.path} does not exist; recreate the workspace`);
+    }
+    const now = new Date();
+    const at = now.toISOString();
+    const id = await this.store.tasks.newTaskId(now);
+    const task: TaskRecord = {
+      schema_version: SCHEMA_VERSION,
+      id,
+      workspace: workspace.name,
+      template: template.name,
+      description: p.description ?? template.description,
+      inputs,
+      status: 'pending',
+      current_step: 0,
+      steps: template.steps.map((s) => newStepState(s as unknown as StepState['definition'])),
+      step_results: [],
+      transitions: [{ from_status: null, to_status: 'pending', timestamp: at, reason: 'created' }],
+      priority,
+      created_at: at,
+      updated_at: at,
+      completed_at: null,
+      revision: 0,
+      error: null,
+      workdir: workspace.path,
+      env: template.env,
+    };
+    await this.store.tasks.createTask(task);
+    this.store.appendLog(task.workspace, task.id, { event: 'task_created', task });
+    this.emitTask(task);
+    this.enqueue(task);
+    return task;
+  }
+
+  async getTask(id: string): Promise<TaskRecord> {
+    return this.store.tasks.getTask(assertTaskId(id));
+  }
+
+  async listTasks(filter: TaskFilter = {}): Promise<TaskSummary[]> {
+    return (await this.store.tasks.listTasks(filter)).map(summarize);
+  }
+
+  /** Re-runs the failed (or interrupted) step as a new attempt. */
+  async resume(id: string): Promise<TaskRecord> {
+    const task = await this.updateIdle(id, (t) => {
+      if (!RESUMABLE_FROM.has(t.status)) {
+        throw new AtlasError('not_allowed', `task ${id} is ${t.status}; only failed, validation_failed, gh_failed, ci_failed, ci_timeout or interrupted tasks can be resumed`, {
+          details: { id, status: t.status },
+        });
+      }
+      const step = t.steps[t.current_step];
+      if (step) {
+        step.status = 'pending';
+        step.error = null;
+        step.deadline = null;
+        step.process = null;
+      }
+      t.error = null;
+      transition(t, 'pending', 'resumed by the user');
+    });
+    this.enqueue(task);
+    return task;
+  }
+
+  async approve(id: string): Promise<TaskRecord> {
+    const task = await this.updateIdle(id, (t) => {
+      this.requireStatus(t, 'awaiting_approval', 'approved');
+      const step = t.steps[t.current_step]!;
+      step.status = 'completed';
+      step.completed_at = new Date().toISOString();
+      t.current_step++;
+      transition(t, 'pending', `step ${step.name} approved`);
+    });
+    this.store.appendLog(task.workspace, task.id, { event: 'approved', step: task.steps[task.current_step - 1]?.name });
+    this.enqueue(task);
+    return task;
+  }
+
+  /** Ends the task as rejected, or with `retryFrom` runs it again from that step. */
+  async reject(id: string, reason: string, retryFrom?: string): Promise<TaskRecord> {
+    if (typeof reason !== 'string' || reason.trim() === '') throw new AtlasError('invalid_input', 'a rejection needs a reason (--reason "...")');
+    const task = await this.updateIdle(id, (t) => {
+      this.requireStatus(t, 'awaiting_approval', 'rejected');
+      const step = t.steps[t.current_step]!;
+      const last = t.step_results.at(-1);
+      if (last && last.step_index === t.current_step) {
+        last.status = 'rejected';
+        last.error = reason;
+      }
+      if (retryFrom === undefined) {
+        step.status = 'failed';
+        step.error = `rejected: ${reason}`;
+        step.completed_at = new Date().toISOString();
+        transition(t, 'rejected', `rejected: ${reason}`);
+        return;
+      }
+      const from = t.steps.findIndex((s) => s.name === retryFrom);
+      if (from < 0) {
+        throw new AtlasError('invalid_input', `no step ${retryFrom} in task ${id}; its steps are ${t.steps.map((s) => s.name).join(', ')}`);
+      }
+      if (from > t.current_step) throw new AtlasError('invalid_input', `--retry-from must name step ${step.name} or an earlier one`);
+      for (let i = from; i <= t.current_step; i++) {
+        const s = t.steps[i]!;
+        s.status = 'pending';
+        s.completed_at = null;
+        s.error = null;
+        s.deadline = null;
+        s.process = null;
+      }
+      t.current_step = from;
+      transition(t, 'pending', `rejected (${reason}); running again from step ${retryFrom}`);
+    });
+    this.store.appendLog(task.workspace, task.id, { event: 'rejected', reason, retry_from: retryFrom ?? null });
+    if (task.status === 'pending') this.enqueue(task);
+    return task;
+  }
+
+  /** Stops the task for good: kills a running step's process tree first. */
+  async cancel(id: string): Promise<TaskRecord> {
+    assertTaskId(id);
+    for (let tries = 0; ; tries++) {
+      const active = this.active.get(id);
+      if (active) {
+        active.reason = 'cancel';
+        active.controller.abort();
+        await active.done;
+        const t = await this.getTask(id);
+        if (TERMINAL_STATUSES.has(t.status)) return t;
+        continue;
+      }
+      this.scheduler.remove(id);
+      try {
+        return await this.store.tasks.updateTask(id, (t) => {
+          if (TERMINAL_STATUSES.has(t.status)) {
+            throw new AtlasError('not_allowed', `task ${id} is already ${t.status}`, { details: { id, status: t.status } });
+          }
+          if (t.status === 'running') {
+            // Not ours (recovery has not reached it, or it is between runs): treat as stopped.
+            const step = t.steps[t.current_step];
+            if (step?.status === 'running' && step.process) void this.killLeftover(step);
+          }
+          transition(t, 'abandoned', 'canceled by the user');
+        }).then((t) => {
+          this.emitTask(t);
+          return t;
+        });
+      } catch (err) {
+        if (isAtlasError(err, 'conflict') && tries < 5) continue;
+        throw err;
+      }
+    }
+  }
+
+  async deleteTask(id: string): Promise<void> {
+    const task = await this.getTask(id);
+    if (!TERMINAL_STATUSES.has(task.status) && !RESUMABLE_FROM.has(task.status) && task.status !== 'awaiting_approval') {
+      throw new AtlasError('not_allowed', `task ${id} is ${task.status}; cancel it before deleting it`, { details: { id, status: task.status } });
+    }
+    if (this.active.has(id)) throw new AtlasError('not_allowed', `task ${id} is running; cancel it first`);
+    this.store.logs.close(this.store.paths.taskLog(task.workspace, id));
+    await this.store.tasks.deleteTask(id);
+    this.emit('deleted', id);
+  }
+
+  /** Resolves with the task once it no longer moves by itself (terminal, failed, awaiting approval...). */
+  waitForSettled(id: string, signal?: AbortSignal): Promise<TaskRecord> {
+    return new Promise((resolve, reject) => {
+      let done = false;
+      const finish = (fn: () => void) => {
+        if (done) return;
+        done = true;
+        this.off('task', onTask);
+        signal?.removeEventListener('abort', onAbort);
+        fn();
+      };
+      const onTask = (t: TaskRecord) => {
+        if (t.id === id && !MOVING.has(t.status)) finish(() => resolve(t));
+      };
+      const onAbort = () => finish(() => reject(new AtlasError('internal', 'stopped waiting')));
+      this.on('task', onTask);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.getTask(id).then(
+        (t) => {
+          if (!MOVING.has(t.status)) finish(() => resolve(t));
+        },
+        (err: unknown) => finish(() => reject(err)),
+      );
+    });
+  }
+
+  // ---- shutdown ----------------------------------------------------------------------
+
+  /**
+   * Drains: no new step starts; running steps get `graceMs` to finish; then the rest are
+   * stopped (their process groups killed) and their tasks stay checkpointed as they stand,
+   * for the next start to resume. Calling it again skips the grace period.
+   */
+  async shutdown(graceMs = 10_000): Promise<void> {
+    if (this.state === 'stopped') return;
+    if (this.state === 'draining') {
+      this.abortAll();
+      return;
+    }
+    this.state = 'draining';
+    this.scheduler.pause();
+    for (const t of this.retryTimers) clearTimeout(t);
+    this.retryTimers.clear();
+    const all = Promise.all([...this.active.values()].map((a) => a.done));
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<void>((r) => (timer = setTimeout(r, graceMs)));
+    await Promise.race([all, graceOver]);
+    if (timer) clearTimeout(timer);
+    this.abortAll();
+    await all;
+    await this.store.close();
+    this.state = 'stopped';
+  }
+
+  private abortAll(): void {
+    for (const a of this.active.values()) {
+      a.reason ??= 'shutdown';
+      a.controller.abort();
+    }
+  }
+
+  // ---- internals ---------------------------------------------------------------------
+
+  private assertRunning(): void {
+    if (this.state !== 'running') throw new AtlasError('not_allowed', `atlas is ${this.state === 'draining' ? 'shutting down' : this.state}; try again once it has restarted`, { retryable: true });
+  }
+
+  private requireStatus(t: TaskRecord, status: TaskStatus, verb: string): void {
+    if (t.status !== status) {
+      throw new AtlasError('not_allowed', `task ${t.id} is ${t.status}, not ${status}; it cannot be ${verb}`, { details: { id: t.id, status: t.status } });
+    }
+  }
+
+  /** Refuses a template this engine cannot run to the end (for example no agent command). */
+  private checkRunnable(template: Template): void {
+    const needsAgent = template.steps.find((s) => s.type === 'ai' && s.command === undefined);
+    if (needsAgent && !this.config.ai_command) {
+      throw new AtlasError(
+        'invalid_input',
+        `template ${template.name} has an ai step (${needsAgent.name}) but no agent command is configured: set 'ai.command' in ${this.store.paths.config} (for example: ai: { command: "claude -p" })`,
+        { details: { template: template.name, step: needsAgent.name, config_key: 'ai.command' } },
+      );
+    }
+  }
+
+  /** Updates a task that no runner holds; retries on a conflict with the runner. */
+  private async updateIdle(id: string, mutate: (t: TaskRecord) => void): Promise<TaskRecord> {
+    assertTaskId(id);
+    this.assertRunning();
+    for (let tries = 0; ; tries++) {
+      if (this.active.has(id)) {
+        const t = await this.getTask(id);
+        throw new AtlasError('not_allowed', `task ${id} is ${t.status}`, { details: { id, status: t.status } });
+      }
+      try {
+        const t = await this.store.tasks.updateTask(id, mutate);
+        this.emitTask(t);
+        return t;
+      } catch (err) {
+        if (isAtlasError(err, 'conflict') && tries < 5) continue;
+        throw err;
+      }
+    }
+  }
+
+  private enqueue(task: TaskRecord): void {
+    if (this.state !== 'running') return;
+    this.scheduler.enqueue({ id: task.id, workspace: task.workspace, priority: task.priority, order: `${task.created_at}|${task.id}` });
+  }
+
+  private emitTask(task: TaskRecord): void {
+    this.emit('task', task);
+  }
+
+  private async runEntry(entry: QueueEntry): Promise<void> {
+    if (this.state !== 'running' || this.active.has(entry.id)) return;
+    const controller = new AbortController();
+    let finish!: () => void;
+    const active: Active = { controller, reason: undefined, done: new Promise<void>((r) => (finish = r)) };
+    this.active.set(entry.id, active);
+    let retry = false;
+    try {
+      await this.store.tasks.acquireLease(entry.id, { waitMs: 15_000 });
+      const task = await this.store.tasks.getTask(entry.id);
+      if (!MOVING.has(task.status)) return;
+      await runTask(task, {
+        store: this.store,
+        config: this.config,
+        signal: controller.signal,
+        stopReason: () => active.reason,
+        hooks: {
+          onCheckpoint: (t) => this.emitTask(t),
+          onLog: (t, record) => this.emit('log', t.id, record),
+          draining: () => this.state !== 'running',
+        },
+      });
+    } catch (err) {
+      if (isAtlasError(err, 'not_found')) return;
+      // A full disk or similar: the task keeps its last good checkpoint and is tried again.
+      retry = isAtlasError(err, 'storage') || isAtlasError(err, 'locked');
+      this.log?.error({ task: entry.id, err: errorData(err) }, `task ${entry.id} stopped: ${(err as Error).message}`);
+      this.emit('task_error', entry.id, err);
+    } finally {
+      this.active.delete(entry.id);
+      await this.store.tasks.releaseLease(entry.id).catch(() => undefined);
+      finish();
+    }
+    if (retry && this.state === 'running') {
+      const t = setTimeout(() => {
+        this.retryTimers.delete(t);
+        this.scheduler.enqueue(entry);
+      }, 1000);
+      this.retryTimers.add(t);
+    }
+  }
+
+  private async recover(): Promise<RecoveryReport> {
+    const started = performance.now();
+    const report: RecoveryReport = { tasks_seen: 0, requeued: [], rerun: [], paused: [], killed_groups: 0, swept_temp_files: 0, unreadable: [], duration_ms: 0 };
+    const ids = await this.store.tasks.listTaskIds();
+    const toQueue: TaskRecord[] = [];
+    for (const { id, workspace } of ids) {
+      report.tasks_seen++;
+      report.swept_temp_files += (await this.store.tasks.sweep(workspace, id)).length;
+      let task: TaskRecord;
+      try {
+        task = (await this.store.tasks.readTaskAt(workspace, id)).task;
+      } catch (err) {
+        report.unreadable.push({ id, error: (err as Error).message });
+        this.log?.warn({ task: id }, `recovery skipped task ${id}: ${(err as Error).message}`);
+        continue;
+      }
+      if (task.status === 'pending') {
+        toQueue.push(task);
+        report.requeued.push(id);
+        continue;
+      }
+      if (task.status !== 'running') continue;
+      const step = task.steps[task.current_step];
+      if (step?.status === 'running') {
+        if (step.process && (await this.killLeftover(step))) report.killed_groups++;
+        const policy = (step.definition as { on_interrupt?: string }).on_interrupt ?? 'rerun';
+        if (policy === 'pause') {
+          try {
+            const t = await this.store.tasks.updateTask(id, (t) => {
+              const s = t.steps[t.current_step]!;
+              t.step_results.push({
+                step_index: t.current_step,
+                step_name: s.name,
+                attempt: s.attempts,
+                status: 'interrupted',
+                started_at: s.started_at ?? t.updated_at,
+                completed_at: new Date().toISOString(),
+                duration_ms: 0,
+                exit_code: null,
+                signal: null,
+                error: 'interrupted: the daemon stopped while this attempt ran (on_interrupt: pause)',
+                artifacts: [],
+                files_changed: [],
+                output_bytes: 0,
+                output_truncated: false,
+              });
+              s.status = 'pending';
+              s.process = null;
+              transition(t, 'interrupted', `step ${s.name} was interrupted and has on_interrupt: pause; resume it when it is safe`);
+            });
+            this.emitTask(t);
+            report.paused.push(id);
+          } catch (err) {
+            report.unreadable.push({ id, error: (err as Error).message });
+          }
+          continue;
+        }
+        report.rerun.push(id);
+      } else {
+        report.requeued.push(id);
+      }
+      toQueue.push(task);
+    }
+    // Queue in the original order; the scheduler applies priority on top.
+    toQueue.sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : 1));
+    for (const t of toQueue) this.enqueue(t);
+    report.duration_ms = Math.round(performance.now() - started);
+    this.log?.info({ recovery: { ...report, requeued: report.requeued.length, rerun: report.rerun.length } }, 'recovery finished');
+    return report;
+  }
+
+  /** Kills a step's leftover process group from an earlier process, if it is still ours. */
+  private async killLeftover(step: StepState): Promise<boolean> {
+    const p = step.process;
+    if (!p) return false;
+    // A pid is never reused while its process group lives, so a live group whose leader is
+    // gone is still ours; a live leader must also match the recorded start time.
+    const ours = sameProcessAlive(p.pid, p.start_ticks) || (!pidAlive(p.pid) && processGroupAlive(p.pgid));
+    if (!ours) return false;
+    return killLeftoverGroup(p.pgid, this.config.kill_grace_ms);
+  }
+}
+
+function newStepState(definition: StepState['definition']): StepState {
+  return {
+    name: definition.name,
+    type: definition.type,
+    status: 'pending',
+    attempts: 0,
+    started_at: null,
+    completed_at: null,
+    error: null,
+    definition,
+    process: null,
+    deadline: null,
+    next_attempt_at: null,
+  };
+}
+
+/** Checks given inputs against the template: unknown ones refused, required ones present, defaults applied. */
+export function resolveInputs(template: Template, given: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(given)) {
+    if (!(k in template.inputs)) {
+      const known = Object.keys(template.inputs);
+      throw new AtlasError('invalid_input', `template ${template.name} has no input '${k}'; its inputs are: ${known.join(', ') || '(none)'}`, {
+        details: { input: k, known },
+      });
+    }
+    if (typeof v !== 'string') throw new AtlasError('invalid_input', `input '${k}' must be a string`);
+    if (v.includes('\0')) throw new AtlasError('invalid_input', `input '${k}' contains a NUL byte`);
+    out[k] = v;
+  }
+  for (const [k, spec] of Object.entries(template.inputs)) {
+    if (out[k] !== undefined) continue;
+    if (spec.default !== undefined) out[k] = spec.default;
+    else if (spec.required) throw new AtlasError('invalid_input', `template ${template.name} needs input '${k}'${spec.description ? ` (${spec.description})` : ''}: pass -i ${k}=VALUE`, { details: { input: k } });
+  }
+  return out;
+}
+
+function errorData(err: unknown): Record<string, unknown> {
+  return isAtlasError(err) ? { code: err.code, message: err.message } : { message: (err as Error)?.message ?? String(err) };
+}

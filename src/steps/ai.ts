@@ -1,0 +1,25 @@
+// ai: pipes the step's prompt (inputs interpolated as text) to the configured agent command
+// (`ai.command` in config.yaml, or the step's own `command:`) on standard input, in the
+// workspace, and saves the agent's answer (its stdout) as a versioned artifact
+// <step>.answer.<n>.md. The agent edits files in the workspace as it sees fit.
+import { Collector, tee } from './capture.js';
+import { outcome, processOutcome, runCommand, type StepContext, type StepExecutor, type StepOutcome } from './executor.js';
+import type { StepSpec } from '../templates/schema.js';
+
+type AiSpec = Extract<StepSpec, { type: 'ai' }>;
+
+export const aiExecutor: StepExecutor = {
+  async run(ctx: StepContext): Promise<StepOutcome> {
+    const spec = ctx.spec as AiSpec;
+    const command = spec.command ?? ctx.config.ai_command;
+    if (!command) {
+      return outcome('failed', { error: "no agent command is configured: set 'ai.command' in config.yaml (for example ai: { command: \"claude -p\" })" });
+    }
+    const prompt = ctx.interpolate(spec.prompt, 'text');
+    const answer = new Collector('stdout', ctx.config.output_cap);
+    const r = await runCommand({ ...ctx, output: tee(ctx.output, answer) }, command, { stdin: prompt });
+    const o = processOutcome(r, 'the agent command');
+    const name = await ctx.artifacts.saveVersioned(`${spec.name}.answer`, '.md', answer.text() + (answer.truncated ? '\n[atlas: answer truncated at the output cap]\n' : ''));
+    return { ...o, artifacts: [name] };
+  },
+};

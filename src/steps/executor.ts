@@ -1,0 +1,83 @@
+// The one small interface every step type implements. The engine owns state, checkpoints
+// and retries; an executor only does its step's work and says how it went.
+import type { Config } from '../config/config.js';
+import type { ArtifactDir } from '../store/artifacts.js';
+import type { StepProcess, TaskRecord, TaskStatus } from '../store/records.js';
+import type { StepSpec } from '../templates/schema.js';
+import { runProcess, type OutputSink, type RunResult } from './process.js';
+
+export interface StepContext {
+  task: TaskRecord;
+  index: number;
+  attempt: number;
+  spec: StepSpec;
+  /** The directory the step runs in (the workspace, or `cwd:` inside it). */
+  cwd: string;
+  /** Full environment for child processes: the daemon's, the template's, ATLAS_* variables. */
+  env: NodeJS.ProcessEnv;
+  signal: AbortSignal;
+  /** The step's timeout in ms (from the step, else the config default), or null. */
+  timeoutMs: number | null;
+  /** What is left of the step's timeout (monotonic), or null when it has none. */
+  remainingMs(): number | null;
+  config: Config;
+  artifacts: ArtifactDir;
+  output: OutputSink;
+  /** Persists a spawned process (attempt, pid, pgid, start time) before it is let run. */
+  recordProcess(proc: StepProcess): Promise<void>;
+  /** Persists an absolute deadline (wait and ci steps), returning the one in force: a deadline
+   *  already recorded for this step is kept, so a restart never resets it. */
+  recordDeadline(deadline: Date): Promise<Date>;
+  /** Replaces {{ inputs.x }}; with shell: true each value is single-quoted for /bin/sh. */
+  interpolate(text: string, mode: 'text' | 'shell'): string;
+  /** The last few KiB of output of the current attempt. */
+  outputTail(): string;
+}
+
+export type OutcomeStatus = 'completed' | 'failed' | 'timed_out' | 'canceled' | 'awaiting_approval';
+
+export interface StepOutcome {
+  status: OutcomeStatus;
+  exit_code: number | null;
+  signal: string | null;
+  error: string | null;
+  artifacts: string[];
+  files_changed: string[];
+  commit?: string | null;
+  /** The task status a failure leads to when it is final (default 'failed'). */
+  fail_status?: TaskStatus;
+}
+
+export interface StepExecutor {
+  run(ctx: StepContext): Promise<StepOutcome>;
+}
+
+export function outcome(status: OutcomeStatus, fields: Partial<StepOutcome> = {}): StepOutcome {
+  return { status, exit_code: null, signal: null, error: null, artifacts: [], files_changed: [], ...fields };
+}
+
+/** Runs one command of a step with the context's cancellation, timeout, output and checkpointing. */
+export function runCommand(ctx: StepContext, command: string, extra: { stdin?: string; timeoutMs?: number | null; gate?: boolean } = {}): Promise<RunResult> {
+  return runProcess({
+    command,
+    cwd: ctx.cwd,
+    env: ctx.env,
+    signal: ctx.signal,
+    timeoutMs: extra.timeoutMs !== undefined ? extra.timeoutMs : ctx.remainingMs(),
+    killGraceMs: ctx.config.kill_grace_ms,
+    stdin: extra.stdin,
+    onSpawn: extra.gate === false ? undefined : (p) => ctx.recordProcess(p),
+    output: ctx.output,
+  });
+}
+
+/** Maps a finished process to an outcome: a signal or a timeout is never a success. */
+export function processOutcome(r: RunResult, what: string, fields: Partial<StepOutcome> = {}): StepOutcome {
+  const base = { exit_code: r.exitCode, signal: r.signal, ...fields };
+  if (r.spawnError) return outcome('failed', { ...base, error: `${what} could not start: ${r.spawnError}` });
+  if (r.canceled) return outcome('canceled', { ...base, error: `${what} was canceled` });
+  if (r.timedOut) return outcome('timed_out', { ...base, error: `${what} timed out` });
+  if (r.signal) return outcome('failed', { ...base, error: `${what} was killed by ${r.signal}` });
+  if (r.exitCode !== 0) return outcome('failed', { ...base, error: `${what} exited with code ${r.exitCode}` });
+  return outcome('completed', base);
+}

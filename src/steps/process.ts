@@ -1,0 +1,189 @@
+// Running a step's command as its own process group, and stopping it.
+//
+// The gate: every command starts as `/bin/sh -c GATE atlas-step <command>` in a new session
+// (so its pgid is its pid). The gate shell blocks reading fd 3 before it runs anything, so
+// the engine can checkpoint the pid, pgid and start time first and only then say "go". If
+// the daemon dies before that, the pipe closes, the read fails and the gate exits without
+// side effects. Recovery therefore always knows which process tree to kill.
+//
+// Stopping: SIGTERM to the process group and to the tree (tree-kill, for descendants that
+// left the group), then SIGKILL after a grace period if anything is still alive. A process
+// ended by a signal is reported with that signal and a null exit code, never as exit 0.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { StringDecoder } from 'node:string_decoder';
+import treeKill from 'tree-kill';
+import type { StepProcess } from '../store/records.js';
+import { killGroup, processGroupAlive, processStartTicks } from '../util/proc.js';
+
+const GATE = 'IFS= read -r __atlas_go <&3 || exit 125; exec 3<&-; unset __atlas_go; __atlas_cmd=$1; shift; eval "$__atlas_cmd"';
+
+export type StreamName = 'stdout' | 'stderr';
+
+export interface OutputSink {
+  write(stream: StreamName, text: string): void;
+}
+
+export interface RunOptions {
+  command: string;
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  signal: AbortSignal;
+  timeoutMs?: number | null | undefined;
+  killGraceMs: number;
+  /** Piped to the command's standard input; otherwise stdin is /dev/null. */
+  stdin?: string | undefined;
+  /** Called once the process exists and before it runs anything: persist `proc` here. */
+  onSpawn?: ((proc: StepProcess) => Promise<void>) | undefined;
+  output?: OutputSink | undefined;
+}
+
+export interface RunResult {
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  timedOut: boolean;
+  canceled: boolean;
+  durationMs: number;
+  /** The spawn itself failed (for example a missing cwd). */
+  spawnError?: string;
+}
+
+export async function runProcess(opts: RunOptions): Promise<RunResult> {
+  const started = performance.now();
+  const child = spawn('/bin/sh', ['-c', GATE, 'atlas-step', opts.command], {
+    cwd: opts.cwd,
+    env: opts.env,
+    detached: true,
+    stdio: [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', 'pipe'],
+  });
+  const spawned = await new Promise<Error | undefined>((resolve) => {
+    child.once('spawn', () => resolve(undefined));
+    child.once('error', (err) => resolve(err));
+  });
+  if (spawned || child.pid === undefined) {
+    return { exitCode: null, signal: null, timedOut: false, canceled: false, durationMs: performance.now() - started, spawnError: spawned?.message ?? 'spawn failed' };
+  }
+  const pid = child.pid;
+  const exited = waitForExit(child, opts.output);
+  const gate = child.stdio[3] as NodeJS.WritableStream & { destroy(): void };
+  gate.on('error', () => undefined);
+
+  if (opts.onSpawn) {
+    try {
+      await opts.onSpawn({ pid, pgid: pid, start_ticks: processStartTicks(pid), started_at: new Date().toISOString() });
+    } catch (err) {
+      // Could not record it: the command must not run. Closing the gate makes it exit.
+      gate.destroy();
+      killGroup(pid, 'SIGKILL');
+      await exited;
+      throw err;
+    }
+  }
+
+  let timedOut = false;
+  let canceled = false;
+  let stopping: Promise<void> | undefined;
+  const stop = () => (stopping ??= stopTree(pid, opts.killGraceMs, exited));
+  const onAbort = () => {
+    canceled = true;
+    void stop();
+  };
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    if (opts.signal.aborted) {
+      canceled = true;
+      gate.destroy();
+    } else {
+      opts.signal.addEventListener('abort', onAbort, { once: true });
+      if (opts.timeoutMs !== undefined && opts.timeoutMs !== null) {
+        // setTimeout runs on libuv's monotonic clock: wall-clock jumps do not move it.
+        timer = setTimeout(() => {
+          timedOut = true;
+          void stop();
+        }, opts.timeoutMs);
+      }
+      gate.end('go\n');
+      if (opts.stdin !== undefined && child.stdin) {
+        child.stdin.on('error', () => undefined); // EPIPE when the command does not read it
+        child.stdin.end(opts.stdin);
+      }
+    }
+    const { code, signal } = await exited;
+    // Whatever the command left running in its group goes with it.
+    if (processGroupAlive(pid)) await stop();
+    if (stopping) await stopping;
+    return { exitCode: signal ? null : code, signal, timedOut, canceled, durationMs: performance.now() - started };
+  } finally {
+    if (timer) clearTimeout(timer);
+    opts.signal.removeEventListener('abort', onAbort);
+  }
+}
+
+function waitForExit(child: ChildProcess, output: OutputSink | undefined): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  for (const name of ['stdout', 'stderr'] as const) {
+    const stream = child[name];
+    if (!stream) continue;
+    const decoder = new StringDecoder('utf8');
+    stream.on('data', (chunk: Buffer) => {
+      const text = decoder.write(chunk);
+      if (text && output) output.write(name, text);
+    });
+    stream.on('end', () => {
+      const rest = decoder.end();
+      if (rest && output) output.write(name, rest);
+    });
+  }
+  return new Promise((resolve) => {
+    let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+    let bound: NodeJS.Timeout | undefined;
+    child.once('exit', (code, signal) => {
+      exit = { code, signal };
+      // stdio may be held open by a descendant that escaped the group: do not wait forever.
+      bound = setTimeout(() => {
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+        resolve(exit!);
+      }, 2000);
+      bound.unref();
+    });
+    child.once('close', (code, signal) => {
+      if (bound) clearTimeout(bound);
+      resolve(exit ?? { code, signal });
+    });
+  });
+}
+
+/** SIGTERM to the group and tree, then SIGKILL after `graceMs`; resolves when the group is gone. */
+export async function stopTree(pid: number, graceMs: number, exited?: Promise<unknown>): Promise<void> {
+  killGroup(pid, 'SIGTERM');
+  await new Promise<void>((r) => treeKill(pid, 'SIGTERM', () => r()));
+  const deadline = performance.now() + graceMs;
+  while (processGroupAlive(pid) && performance.now() < deadline) await sleep(25);
+  if (processGroupAlive(pid)) {
+    killGroup(pid, 'SIGKILL');
+    await new Promise<void>((r) => treeKill(pid, 'SIGKILL', () => r()));
+  }
+  if (exited) await exited;
+  // A killed group can take a moment to be reaped; wait for it, within reason.
+  const reapDeadline = performance.now() + 5000;
+  while (processGroupAlive(pid) && performance.now() < reapDeadline) await sleep(10);
+}
+
+/** Kills a leftover process group from an earlier daemon (recovery): no child handle to wait on. */
+export async function killLeftoverGroup(pgid: number, graceMs: number): Promise<boolean> {
+  if (!processGroupAlive(pgid)) return false;
+  await stopTree(pgid, graceMs);
+  return true;
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,25 @@
+// wait: a durable timer. The deadline (`until:`, or now + `duration:` at the first attempt)
+// is checkpointed before waiting, so a restart resumes the same deadline instead of
+// starting the wait over.
+import { sleep } from './process.js';
+import { outcome, type StepContext, type StepExecutor, type StepOutcome } from './executor.js';
+import { parseDuration, type StepSpec } from '../templates/schema.js';
+
+type WaitSpec = Extract<StepSpec, { type: 'wait' }>;
+
+export const waitExecutor: StepExecutor = {
+  async run(ctx: StepContext): Promise<StepOutcome> {
+    const spec = ctx.spec as WaitSpec;
+    const wanted = spec.until !== undefined ? new Date(spec.until) : new Date(Date.now() + (parseDuration(spec.duration ?? 0) ?? 0));
+    // A zero wait has nothing worth persisting: re-running it after a crash is harmless.
+    const deadline = wanted.getTime() <= Date.now() ? wanted : await ctx.recordDeadline(wanted);
+    // Sleep in slices so a long wait tolerates timer limits and wall-clock corrections.
+    while (!ctx.signal.aborted) {
+      const left = deadline.getTime() - Date.now();
+      if (left <= 0) break;
+      await sleep(Math.min(left, 60_000), ctx.signal);
+    }
+    if (ctx.signal.aborted) return outcome('canceled', { error: 'the wait was canceled' });
+    return outcome('completed');
+  },
+};
