@@ -1,10 +1,12 @@
-// Artifacts: a task's step outputs under artifacts/. Versioned names (validation.1.json,
-// validation.2.json, ...) are claimed with an exclusive create, so two writers racing for
-// the next version never overwrite each other: the loser moves on to the next number.
+// Artifacts: a task's step outputs under artifacts/. A versioned artifact (validation.1.json,
+// validation.2.json, ...) is written whole to a temp file first, then published under the next
+// free number with link(), which fails if that name exists: two writers racing for the next
+// version never overwrite each other (the loser moves on to the next number), and neither a
+// reader nor a crash ever sees a version half written.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { AtlasError, errnoCode, storageError } from '../errors.js';
-import { FILE_MODE, ensureDir, fsyncDir, writeFileDurable } from './atomic.js';
+import { FILE_MODE, ensureDir, fsyncDir, tempPathFor, writeFileDurable } from './atomic.js';
 import { assertName } from './names.js';
 
 export interface ArtifactInfo {
@@ -27,33 +29,39 @@ export class ArtifactDir {
   /** Saves `<base>.<n><ext>` with the next free n (1, 2, ...). Returns the name used. */
   async saveVersioned(base: string, ext: string, data: string | Uint8Array): Promise<string> {
     assertName('artifact', `${base}${ext}`);
+    assertName('artifact', `${base}.1${ext}`);
     await ensureDir(this.dir);
-    let n = (await this.highestVersion(base, ext)) + 1;
-    for (;;) {
-      const name = `${base}.${n}${ext}`;
-      const file = path.join(this.dir, name);
-      let fh: fsp.FileHandle | undefined;
-      try {
-        fh = await fsp.open(file, 'wx', FILE_MODE);
-      } catch (err) {
-        if (errnoCode(err) === 'EEXIST') {
-          n++;
-          continue;
-        }
-        throw storageError('create', file, err);
-      }
-      try {
-        await fh.writeFile(data);
-        await fh.sync();
-      } catch (err) {
-        await fh.close().catch(() => undefined);
-        // Leave no half-written version behind.
-        await fsp.unlink(file).catch(() => undefined);
-        throw storageError('write', file, err);
-      }
+    const tmp = tempPathFor(path.join(this.dir, `${base}${ext}`));
+    let fh: fsp.FileHandle | undefined;
+    try {
+      fh = await fsp.open(tmp, 'wx', FILE_MODE);
+      await fh.writeFile(data);
+      await fh.sync();
       await fh.close();
-      await fsyncDir(this.dir);
-      return name;
+      fh = undefined;
+    } catch (err) {
+      await fh?.close().catch(() => undefined);
+      await fsp.unlink(tmp).catch(() => undefined);
+      throw storageError('write', tmp, err);
+    }
+    try {
+      for (let n = (await this.highestVersion(base, ext)) + 1; ; n++) {
+        // A name that would be too long to read back is refused rather than saved.
+        const name = assertName('artifact', `${base}.${n}${ext}`);
+        const file = path.join(this.dir, name);
+        try {
+          await fsp.link(tmp, file);
+        } catch (err) {
+          if (errnoCode(err) === 'EEXIST') continue;
+          throw storageError('create', file, err);
+        }
+        await fsp.unlink(tmp).catch(() => undefined);
+        await fsyncDir(this.dir);
+        return name;
+      }
+    } catch (err) {
+      await fsp.unlink(tmp).catch(() => undefined);
+      throw err;
     }
   }
 

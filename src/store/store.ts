@@ -5,7 +5,7 @@ import { storageError } from '../errors.js';
 import { ArtifactDir } from './artifacts.js';
 import { DIR_MODE, ensureDir } from './atomic.js';
 import { HomePaths } from './paths.js';
-import { TaskLogs, readLog, type LogRecord, type ReadLogResult } from './task-log.js';
+import { TaskLogs, readLog, readLogSync, type LogRecord, type ReadLogResult } from './task-log.js';
 import { TaskStore, type Warn } from './task-store.js';
 import { WorkspaceStore } from './workspace-store.js';
 
@@ -50,6 +50,10 @@ export class Store {
 
   readLog(ws: string, id: string, filter?: (r: LogRecord) => boolean): Promise<ReadLogResult> {
     return readLog(this.paths.taskLog(ws, id), filter);
+  }
+
+  readLogSync(ws: string, id: string, filter?: (r: LogRecord) => boolean): ReadLogResult {
+    return readLogSync(this.paths.taskLog(ws, id), filter);
   }
 
   async close(): Promise<void> {

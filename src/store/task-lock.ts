@@ -4,9 +4,17 @@
 // holder is dead is broken immediately. A lock that becomes compromised (its lease was lost,
 // for example after a long stall) never crashes the process: the holder is told to stop
 // writing.
+//
+// Liveness is judged by claims, not by the owner record alone: the owner record is written
+// after the lock is taken and removed before it is released, so a holder killed in either gap
+// would leave a lock with no record, which nobody could break until it went stale. Each
+// attempt therefore writes its own claim (`<owner>.claim-<pid>-<n>`) before it tries the lock
+// and removes it only once the lock is gone (a loser removes it at once). While the lock
+// exists its holder's claim exists, so when every claim names a dead process the holder is dead.
 import fs from 'node:fs';
+import path from 'node:path';
 import lockfile from 'proper-lockfile';
-import { AtlasError, errnoCode } from '../errors.js';
+import { AtlasError, errnoCode, storageError } from '../errors.js';
 import { processStartTicks, sameProcessAlive } from '../util/proc.js';
 
 export const LOCK_STALE_MS = 10_000;
@@ -17,12 +25,16 @@ export interface TaskLock {
   release(): Promise<void>;
 }
 
-interface Owner {
+export interface Owner {
   pid: number;
   start_ticks: number | null;
+  [key: string]: unknown;
 }
 
-const myOwner: Owner = { pid: process.pid, start_ticks: processStartTicks(process.pid) };
+export const myOwner: Owner = { pid: process.pid, start_ticks: processStartTicks(process.pid) };
+
+const CLAIM_MARK = '.claim-';
+let claimCounter = 0;
 
 function lockDir(dir: string): string {
   return `${dir}/task.lock`;
@@ -31,37 +43,124 @@ function ownerFile(dir: string): string {
   return `${dir}/task.lock.owner`;
 }
 
-/** Breaks the lock of `dir` when its recorded holder is no longer alive. Returns whether it did. */
-export function breakDeadLock(dir: string): boolean {
-  let owner: Owner;
+function removeQuietly(file: string | undefined): void {
+  if (file === undefined) return;
   try {
-    owner = JSON.parse(fs.readFileSync(ownerFile(dir), 'utf8')) as Owner;
+    fs.rmSync(file, { force: true });
   } catch {
-    return false;
+    // its directory may be gone (a deleted task)
   }
-  if (owner.pid === process.pid || sameProcessAlive(owner.pid, owner.start_ticks)) return false;
+}
+
+/** Writes this attempt's claim. Its name carries our pid, so it counts even if a full disk left it empty. */
+function writeClaim(ownerPath: string): string | undefined {
+  claimCounter = (claimCounter + 1) % 1_000_000_000;
+  const file = `${ownerPath}${CLAIM_MARK}${process.pid}-${claimCounter}`;
   try {
-    fs.rmdirSync(lockDir(dir));
+    fs.writeFileSync(file, JSON.stringify(myOwner), { mode: 0o600 });
+  } catch {
+    // checked below
+  }
+  return fs.existsSync(file) ? file : undefined;
+}
+
+interface Claim {
+  file: string;
+  pid: number;
+  start_ticks: number | null;
+}
+
+function readClaims(ownerPath: string): Claim[] {
+  const dir = path.dirname(ownerPath);
+  const prefix = `${path.basename(ownerPath)}${CLAIM_MARK}`;
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const out: Claim[] = [];
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const m = /^(\d+)-\d+$/.exec(name.slice(prefix.length));
+    if (!m) continue;
+    const file = path.join(dir, name);
+    const pid = Number(m[1]);
+    let start_ticks: number | null = null;
+    try {
+      const rec = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<Owner>;
+      if (rec.pid === pid && typeof rec.start_ticks === 'number') start_ticks = rec.start_ticks;
+    } catch {
+      // empty or half-written: judge by the pid alone
+    }
+    out.push({ file, pid, start_ticks });
+  }
+  return out;
+}
+
+function isDead(owner: { pid: unknown; start_ticks?: unknown }): boolean {
+  if (typeof owner.pid !== 'number') return false;
+  const ticks = typeof owner.start_ticks === 'number' ? owner.start_ticks : null;
+  return owner.pid !== process.pid && !sameProcessAlive(owner.pid, ticks);
+}
+
+/** Breaks the lock at `lockPath` when the holder recorded beside `ownerPath` is no longer alive.
+ *  Also clears the claims of dead contenders when no lock is left. */
+export function breakDeadOwnedLock(lockPath: string, ownerPath: string): boolean {
+  const claims = readClaims(ownerPath);
+  if (claims.length > 0) {
+    if (!claims.every(isDead)) return false;
+  } else {
+    // No claim (a lock taken by an older atlas): judge by the owner record alone.
+    let owner: Owner;
+    try {
+      owner = JSON.parse(fs.readFileSync(ownerPath, 'utf8')) as Owner;
+    } catch {
+      return false;
+    }
+    if (!isDead(owner)) return false;
+  }
+  // The record goes before the lock, so it can never remove the record of a new holder.
+  removeQuietly(ownerPath);
+  try {
+    fs.rmdirSync(lockPath);
   } catch (err) {
     if (errnoCode(err) !== 'ENOENT') return false;
   }
-  fs.rmSync(ownerFile(dir), { force: true });
+  for (const c of claims) removeQuietly(c.file);
   return true;
 }
 
+/** Breaks the lock of task directory `dir` when its recorded holder is no longer alive. */
+export function breakDeadLock(dir: string): boolean {
+  return breakDeadOwnedLock(lockDir(dir), ownerFile(dir));
+}
+
 export interface LockOptions {
-  /** How long to keep trying before giving up with a `locked` error. */
+  /** How long to keep trying before giving up with a `locked` error (0: one try). */
   waitMs?: number;
 }
 
-export async function lockTaskDir(dir: string, options: LockOptions = {}): Promise<TaskLock> {
+export interface OwnedLockSpec {
+  /** The path proper-lockfile guards (need not exist). */
+  target: string;
+  lockPath: string;
+  /** Where the holder's identity is written once the lock is held. */
+  ownerPath: string;
+  owner?: Owner;
+  what: string;
+}
+
+/** A proper-lockfile lock that records its holder, so a dead holder's lock is broken at once. */
+export async function acquireOwnedLock(spec: OwnedLockSpec, options: LockOptions = {}): Promise<TaskLock> {
   const deadline = Date.now() + (options.waitMs ?? 5_000);
   let compromised = false;
   let delay = 2;
   for (;;) {
+    const claim = writeClaim(spec.ownerPath);
     try {
-      const release = await lockfile.lock(dir, {
-        lockfilePath: lockDir(dir),
+      const release = await lockfile.lock(spec.target, {
+        lockfilePath: spec.lockPath,
         realpath: false,
         stale: LOCK_STALE_MS,
         retries: 0,
@@ -70,25 +169,31 @@ export async function lockTaskDir(dir: string, options: LockOptions = {}): Promi
         },
       });
       try {
-        fs.writeFileSync(ownerFile(dir), JSON.stringify(myOwner), { mode: 0o600 });
+        fs.writeFileSync(spec.ownerPath, JSON.stringify(spec.owner ?? myOwner), { mode: 0o600 });
       } catch {
-        // Without the owner record the lock still works; it just frees by staleness.
+        // The claim still identifies the holder; the record is for people and status commands.
       }
       return {
         get compromised() {
           return compromised;
         },
         async release() {
-          fs.rmSync(ownerFile(dir), { force: true });
+          // A lost lock may have a new holder by now: its record is not ours to remove.
+          if (!compromised) removeQuietly(spec.ownerPath);
           await release().catch(() => undefined);
+          removeQuietly(claim);
         },
       };
     } catch (err) {
-      if (errnoCode(err) !== 'ELOCKED') throw err;
-      if (breakDeadLock(dir)) continue;
+      removeQuietly(claim);
+      if (errnoCode(err) === 'ENOENT') {
+        throw new AtlasError('not_found', `${spec.what} no longer exists`, { details: { lock: spec.lockPath }, cause: err });
+      }
+      if (errnoCode(err) !== 'ELOCKED') throw storageError('lock', spec.lockPath, err);
+      if (breakDeadOwnedLock(spec.lockPath, spec.ownerPath)) continue;
       if (Date.now() >= deadline) {
-        throw new AtlasError('locked', `task ${dir} is locked by another process; try again shortly`, {
-          details: { dir },
+        throw new AtlasError('locked', `${spec.what} is locked by another process; try again shortly`, {
+          details: { lock: spec.lockPath },
           retryable: true,
           cause: err,
         });
@@ -97,4 +202,8 @@ export async function lockTaskDir(dir: string, options: LockOptions = {}): Promi
       delay = Math.min(delay * 2, 50);
     }
   }
+}
+
+export function lockTaskDir(dir: string, options: LockOptions = {}): Promise<TaskLock> {
+  return acquireOwnedLock({ target: dir, lockPath: lockDir(dir), ownerPath: ownerFile(dir), what: `task ${dir}` }, options);
 }

@@ -9,7 +9,8 @@
 // so a torn record never swallows the next one; readers skip torn and garbage lines.
 //
 // Open files are bounded: a log idle for a few seconds is closed, and at most
-// `maxOpen` logs are open at once (least recently used closed first).
+// `maxOpen` logs are open at once (least recently used closed first). A log with records not
+// yet synced is synced as it closes, since a later `sync()` of a closed log has nothing to sync.
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import readline from 'node:readline';
@@ -144,6 +145,11 @@ export class TaskLogs {
   private closeLog(log: OpenLog): void {
     this.open.delete(log.file);
     try {
+      if (log.dirty) fs.fdatasyncSync(log.fd);
+    } catch {
+      // a failing disk: the records are in the kernel; there is no caller to tell
+    }
+    try {
       fs.closeSync(log.fd);
     } catch {
       // already closed
@@ -155,7 +161,7 @@ export class TaskLogs {
     this.timer = setInterval(() => {
       const cutoff = Date.now() - this.idleMs;
       for (const log of [...this.open.values()]) {
-        if (log.lastUsed < cutoff && !log.dirty) this.closeLog(log);
+        if (log.lastUsed < cutoff) this.closeLog(log);
       }
       if (this.open.size === 0 && this.timer) {
         clearInterval(this.timer);
@@ -199,6 +205,32 @@ export async function readLog(file: string, filter?: (r: LogRecord) => boolean):
     }
     const rec = parseRecord(line);
     if (!rec) skipped.push(lineNo);
+    else if (!filter || filter(rec)) records.push(rec);
+  });
+  return { records, skipped };
+}
+
+/** The same as readLog, read in one synchronous call: no append can interleave with it. */
+export function readLogSync(file: string, filter?: (r: LogRecord) => boolean): ReadLogResult {
+  const records: LogRecord[] = [];
+  const skipped: number[] = [];
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return { records, skipped };
+    throw storageError('read', file, err);
+  }
+  const lines = text.split('\n');
+  // The piece after the last '\n' is a torn record (or empty when the file ends cleanly).
+  lines.forEach((line, i) => {
+    if (line.length === 0) return;
+    if (i === lines.length - 1) {
+      skipped.push(i + 1);
+      return;
+    }
+    const rec = parseRecord(line);
+    if (!rec) skipped.push(i + 1);
     else if (!filter || filter(rec)) records.push(rec);
   });
   return { records, skipped };

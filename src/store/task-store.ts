@@ -13,7 +13,7 @@ import { assertName, assertTaskId, isValidName, isValidTaskId } from './names.js
 import type { HomePaths } from './paths.js';
 import { TERMINAL_STATUSES, type TaskRecord, type TaskStatus } from './records.js';
 import { decodeTask, encodeTask } from './task-codec.js';
-import { lockTaskDir, type TaskLock } from './task-lock.js';
+import { breakDeadLock, lockTaskDir, type TaskLock } from './task-lock.js';
 
 export interface TaskFilter {
   workspace?: string;
@@ -30,9 +30,19 @@ export interface ReadResult {
   source: 'primary' | 'backup';
 }
 
+/** What this process last wrote to a task.json: the revision and the file's identity. An inode
+ *  alone is not enough: ext4 hands a freed inode number to the next new file, and an in-place
+ *  rewrite by another program keeps it. */
 interface Written {
   revision: number;
   ino: number;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
+function sameFile(w: Written, st: Stats): boolean {
+  return w.ino === st.ino && w.size === st.size && w.mtimeMs === st.mtimeMs && w.ctimeMs === st.ctimeMs;
 }
 
 export class TaskStore {
@@ -142,7 +152,8 @@ export class TaskStore {
   async createTask(task: TaskRecord): Promise<TaskRecord> {
     assertName('workspace', task.workspace);
     assertTaskId(task.id);
-    if (this.locations.has(task.id)) throw new AtlasError('already_exists', `task ${task.id} already exists`);
+    // Ids are unique across the home, not only within a workspace.
+    if ((await this.locate(task.id)) !== undefined) throw new AtlasError('already_exists', `task ${task.id} already exists`, { details: { id: task.id } });
     const dir = this.paths.taskDir(task.workspace, task.id);
     await ensureDir(this.paths.tasksDir(task.workspace));
     try {
@@ -209,7 +220,7 @@ export class TaskStore {
     } catch (err) {
       if (errnoCode(err) !== 'ENOENT') throw storageError('stat', file, err);
     }
-    if (!(known && st && known.ino === st.ino && known.revision === expected)) {
+    if (!(known && st && sameFile(known, st) && known.revision === expected)) {
       // Not (only) our own writes on disk: compare with what is really there.
       let onDisk: number | undefined;
       try {
@@ -234,7 +245,7 @@ export class TaskStore {
   private async remember(task: TaskRecord): Promise<void> {
     try {
       const st = await fsp.stat(this.paths.taskFile(task.workspace, task.id));
-      this.written.set(task.id, { revision: task.revision, ino: st.ino });
+      this.written.set(task.id, { revision: task.revision, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs });
     } catch {
       this.written.delete(task.id);
     }
@@ -323,9 +334,14 @@ export class TaskStore {
     this.written.delete(id);
   }
 
-  /** Removes temp files left by dead writers in a task's directory. */
+  /** Removes temp files left by dead writers in a task's directory and its artifacts, and the
+   *  lock a dead writer left. Returns the temp files' names (artifacts prefixed 'artifacts/'). */
   async sweep(ws: string, id: string): Promise<string[]> {
-    return sweepTempFiles(this.paths.taskDir(ws, id));
+    const dir = this.paths.taskDir(ws, id);
+    const swept = await sweepTempFiles(dir);
+    for (const name of await sweepTempFiles(this.paths.artifactsDir(ws, id))) swept.push(`artifacts/${name}`);
+    breakDeadLock(dir);
+    return swept;
   }
 
   isTerminal(task: TaskRecord): boolean {

@@ -185,6 +185,10 @@ export class TemplateRegistry {
     private readonly builtinDir: string = BUILTIN_DIR,
   ) {}
 
+  get builtinDirectory(): string {
+    return this.builtinDir;
+  }
+
   async get(name: string): Promise<Template> {
     assertName('template', name);
     const user = path.join(this.userDir, `${name}.yaml`);

@@ -1,0 +1,206 @@
+// atlas daemon start | stop | status | run | install-service
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Argv } from 'yargs';
+import { AtlasClient, CLI_MAIN, startDaemon } from '../client/client.js';
+import { AlreadyRunningError, runDaemon } from '../daemon/daemon.js';
+import { AtlasError } from '../errors.js';
+import { parseDuration } from '../templates/schema.js';
+import { homeOf, type GlobalArgs } from './connect.js';
+import { EXIT, duration, fail, info, printJson, table } from './output.js';
+
+interface Status {
+  pid: number;
+  version: string;
+  home: string;
+  socket: string;
+  uptime_ms: number;
+  state: string;
+  tasks_total: number;
+  tasks_by_status: Record<string, number>;
+  running_tasks: number;
+  queue_depth: number;
+  max_concurrent_tasks: number;
+  memory: { rss_bytes: number; heap_used_bytes: number };
+}
+
+export function registerDaemonCommands(cli: Argv): Argv {
+  return cli.command('daemon <action>', 'start, stop or inspect the background daemon', (y) =>
+    y
+      .positional('action', { choices: ['start', 'stop', 'status', 'run', 'install-service'] as const, describe: 'what to do' })
+      .option('timeout', { type: 'string', describe: 'stop: grace period for running steps (e.g. 10s)', default: '10s' })
+      .option('quiet', { type: 'boolean', describe: 'run: log only to logs/daemon.log', default: false })
+      .option('print', { type: 'boolean', describe: 'install-service: print the unit instead of writing it', default: false })
+      .example('$0 daemon start', 'start the daemon in the background')
+      .example('$0 daemon status --json', 'pid, version, uptime and tasks by status'),
+    async (a) => {
+      const args = a as unknown as GlobalArgs & { action: string; timeout: string; quiet: boolean; print: boolean };
+      try {
+        switch (args.action) {
+          case 'start':
+            return await start(args);
+          case 'stop':
+            return await stop(args);
+          case 'status':
+            return await status(args);
+          case 'run':
+            return await run(args);
+          case 'install-service':
+            return installService(args);
+        }
+      } catch (err) {
+        fail(err);
+      }
+    },
+  );
+}
+
+async function start(args: GlobalArgs): Promise<void> {
+  const home = homeOf(args);
+  const r = await startDaemon(home);
+  if (args.json) printJson({ pid: r.pid, version: r.version, home, already_running: r.alreadyRunning });
+  else if (r.alreadyRunning) info(`atlas: a daemon is already running (pid ${r.pid}) for ${home}`);
+  else process.stdout.write(`started the atlas daemon (pid ${r.pid}) for ${home}\n`);
+}
+
+async function stop(args: GlobalArgs & { timeout: string }): Promise<void> {
+  const home = homeOf(args);
+  const grace = parseDuration(args.timeout);
+  if (grace === undefined) throw new AtlasError('invalid_input', `--timeout: expected a duration such as 10s, got ${args.timeout}`);
+  let client: AtlasClient;
+  try {
+    client = await AtlasClient.connect(home);
+  } catch (err) {
+    if (err instanceof AtlasError && err.code === 'daemon_unreachable') {
+      if (args.json) printJson({ stopped: false, running: false });
+      else info('atlas: the daemon is not running');
+      return;
+    }
+    throw err;
+  }
+  const r = (await client.call('daemon.stop', { timeout_ms: grace })) as { pid: number };
+  // The daemon closes our connection when it stops listening; then wait for the process to go.
+  await client.closed;
+  const deadline = Date.now() + grace + 20_000;
+  while (Date.now() < deadline && alive(r.pid)) await new Promise((res) => setTimeout(res, 50));
+  if (alive(r.pid)) throw new AtlasError('internal', `the daemon (pid ${r.pid}) did not stop in time`);
+  if (args.json) printJson({ stopped: true, pid: r.pid });
+  else process.stdout.write(`stopped the atlas daemon (pid ${r.pid})\n`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function status(args: GlobalArgs): Promise<void> {
+  const home = homeOf(args);
+  let client: AtlasClient;
+  try {
+    client = await AtlasClient.connect(home);
+  } catch (err) {
+    if (err instanceof AtlasError && err.code === 'daemon_unreachable') {
+      if (args.json) printJson({ running: false, home });
+      else info(`atlas: the daemon is not running for ${home}; start it with 'atlas daemon start'`);
+      process.exit(EXIT.UNREACHABLE);
+    }
+    throw err;
+  }
+  try {
+    const s = (await client.call('daemon.status')) as Status;
+    if (args.json) return printJson({ running: true, ...s });
+    const counts = Object.entries(s.tasks_by_status).filter(([, n]) => n > 0);
+    process.stdout.write(
+      [
+        `atlas ${s.version}: ${s.state}, pid ${s.pid}, up ${duration(s.uptime_ms)}`,
+        `home     ${s.home}`,
+        `socket   ${s.socket}`,
+        `memory   ${(s.memory.rss_bytes / 1048576).toFixed(1)} MB resident`,
+        `running  ${s.running_tasks} of ${s.max_concurrent_tasks} slots, ${s.queue_depth} queued`,
+        `tasks    ${s.tasks_total}`,
+        counts.length ? table(['STATUS', 'TASKS'], counts.map(([k, n]) => [k, String(n)])) : '',
+      ]
+        .filter(Boolean)
+        .join('\n') + '\n',
+    );
+  } finally {
+    client.close();
+  }
+}
+
+async function run(args: GlobalArgs & { timeout: string; quiet: boolean }): Promise<void> {
+  const home = homeOf(args);
+  const grace = parseDuration(args.timeout) ?? 10_000;
+  try {
+    const daemon = await runDaemon({ home, graceMs: grace, logToStderr: !args.quiet });
+    if (!args.quiet) info(`atlas daemon running (pid ${process.pid}) for ${home}; socket ${daemon.socketPath}`);
+    await daemon.stopped;
+    process.exit(0);
+  } catch (err) {
+    if (err instanceof AlreadyRunningError) {
+      info(`atlas: ${err.message}`);
+      process.exit(0);
+    }
+    throw err;
+  }
+}
+
+/** Writes a systemd user unit (Linux) or a launchd agent (macOS) that keeps the daemon up. */
+function installService(args: GlobalArgs & { print: boolean }): void {
+  const home = homeOf(args);
+  const node = process.execPath;
+  const isDefault = home === path.join(os.homedir(), '.atlas');
+  const suffix = isDefault ? '' : `-${crypto.createHash('sha256').update(home).digest('hex').slice(0, 8)}`;
+  let file: string;
+  let text: string;
+  let next: string[];
+  if (process.platform === 'darwin') {
+    const label = `dev.atlas.daemon${suffix}`;
+    file = path.join(os.homedir(), 'Library', 'LaunchAgents', `${label}.plist`);
+    text = `<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<plist version="1.0">
+<dict>
+  <key>Label</key><string>${label}</string>
+  <key>ProgramArguments</key>
+  <array><string>${node}</string><string>${CLI_MAIN}</string><string>daemon</string><string>run</string><string>--quiet</string><string>--home</string><string>${home}</string></array>
+  <key>RunAtLoad</key><true/>
+  <key>KeepAlive</key><dict><key>SuccessfulExit</key><false/></dict>
+</dict>
+</plist>
+`;
+    next = [`launchctl load -w ${file}`];
+  } else {
+    const unit = `atlas${suffix}.service`;
+    file = path.join(process.env['XDG_CONFIG_HOME'] || path.join(os.homedir(), '.config'), 'systemd', 'user', unit);
+    text = `[Unit]
+Description=atlas task daemon (${home})
+
+[Service]
+Type=simple
+ExecStart=${node} ${CLI_MAIN} daemon run --quiet --home ${home}
+Restart=on-failure
+RestartSec=2
+KillSignal=SIGTERM
+TimeoutStopSec=30
+
+[Install]
+WantedBy=default.target
+`;
+    next = ['systemctl --user daemon-reload', `systemctl --user enable --now ${unit}`, 'loginctl enable-linger "$USER"   # to keep it running after you log out'];
+  }
+  if (args.print) {
+    process.stdout.write(text);
+    return;
+  }
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, text, { mode: 0o644 });
+  if (args.json) return printJson({ file, enable: next });
+  process.stdout.write(`wrote ${file}\nto enable it:\n${next.map((l) => `  ${l}`).join('\n')}\n`);
+}

@@ -1,0 +1,116 @@
+// Live progress for `start --follow` and `logs -f`: step i/N, elapsed time and the running
+// step's output, as the daemon streams them. If the daemon goes away (a restart), it
+// reconnects and carries on from the records it has already shown.
+import { AtlasClient } from '../client/client.js';
+import { AtlasError } from '../errors.js';
+import { NOTIFY, type RpcNotification } from '../protocol/protocol.js';
+import type { TaskSummary } from '../store/records.js';
+import type { LogRecord } from '../store/task-log.js';
+import { connect, type GlobalArgs } from './connect.js';
+import { c, duration, info, statusColor } from './output.js';
+
+export interface FollowOptions {
+  step?: string | undefined;
+  /** Print the records already in the log before following (logs -f); start --follow shows only progress from now. */
+  history?: boolean;
+  /** Print everything as JSON lines instead of text. */
+  jsonLines?: boolean;
+  quiet?: boolean;
+}
+
+/** Follows a task until it settles; resolves with its final summary. */
+export async function follow(args: GlobalArgs, id: string, options: FollowOptions = {}): Promise<TaskSummary> {
+  let seen = 0;
+  let announcedRetry = false;
+  let first = true;
+  for (;;) {
+    let client: AtlasClient | undefined;
+    try {
+      const result = await new Promise<TaskSummary | 'lost'>((resolve, reject) => {
+        let last: TaskSummary | undefined;
+        let index = 0;
+        let ended = false;
+        const onNotify = (n: RpcNotification) => {
+          const p = n.params as { record?: LogRecord; task?: TaskSummary };
+          if (n.method === NOTIFY.LOG && p.record) {
+            index++;
+            if (index > seen) {
+              seen = index;
+              render(p.record, last, options);
+            }
+          } else if (n.method === NOTIFY.TASK && p.task) {
+            last = p.task;
+          } else if (n.method === NOTIFY.END) {
+            ended = true;
+            client?.close();
+            resolve(last ?? ({} as TaskSummary));
+          }
+        };
+        connect(args, { onNotify, onClose: () => !ended && resolve('lost'), autostart: !first })
+          .then(async (cl) => {
+            client = cl;
+            if (announcedRetry) info(c.errDim('atlas: reconnected to the daemon'));
+            announcedRetry = false;
+            const r = (await cl.call('task.logs', { id, follow: true, ...(options.step ? { step: options.step } : {}) })) as { records: LogRecord[]; task: TaskSummary };
+            last ??= r.task;
+            for (const rec of r.records) {
+              index++;
+              if (index > seen) {
+                seen = index;
+                if (options.history !== false || !first) render(rec, last, options);
+              }
+            }
+            // Live notifications counted after the history; keep the counter in file order.
+            first = false;
+          })
+          .catch(reject);
+      });
+      if (result !== 'lost') return result;
+    } catch (err) {
+      if (!(err instanceof AtlasError && err.code === 'daemon_unreachable')) throw err;
+    } finally {
+      client?.close();
+    }
+    if (!announcedRetry) info(c.errDim('atlas: lost the daemon; reconnecting...'));
+    announcedRetry = true;
+    first = false;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+function render(r: LogRecord, task: TaskSummary | undefined, o: FollowOptions): void {
+  if (o.jsonLines) {
+    process.stdout.write(JSON.stringify(r) + '\n');
+    return;
+  }
+  const total = task?.steps_total ?? '?';
+  switch (r.event) {
+    case 'output':
+      if (!o.quiet) process.stdout.write(String(r['text'] ?? ''));
+      return;
+    case 'step_started':
+      process.stderr.write(c.errDim(`▶ step ${Number(r['step_index']) + 1}/${total} ${String(r['step'])} (${String(r['type'])}${Number(r['attempt']) > 1 ? `, attempt ${String(r['attempt'])}` : ''})`) + '\n');
+      return;
+    case 'step_finished': {
+      const ok = r['status'] === 'completed';
+      const mark = ok ? c.green('✓') : c.red('✗');
+      const took = duration(Number(r['duration_ms']));
+      process.stderr.write(`${mark} ${String(r['step_name'])} ${ok ? '' : `${String(r['status'])} `}${c.errDim(took)}${r['error'] ? ` ${c.errRed(String(r['error']))}` : ''}${r['output_truncated'] ? c.errDim(' (output truncated)') : ''}\n`);
+      return;
+    }
+    case 'step_retry':
+      process.stderr.write(c.errDim(`↻ ${String(r['step'])} retries in ${duration(Number(r['delay_ms']))} (attempt ${String(r['next_attempt'])})`) + '\n');
+      return;
+    case 'output_truncated':
+      process.stderr.write(c.errDim(`… ${String(r['message'])}`) + '\n');
+      return;
+    case 'transition':
+      process.stderr.write(`${c.errDim('●')} ${statusColor(String(r['to_status']))} ${c.errDim(String(r['reason'] ?? ''))}\n`);
+      return;
+    case 'step_interrupted':
+      process.stderr.write(c.errDim(`⚠ ${String(r['step'])} attempt ${String(r['attempt'])} was interrupted; running it again`) + '\n');
+      return;
+    default:
+      return;
+  }
+}

@@ -1,0 +1,286 @@
+// Task commands: start, list, show, logs, artifacts, resume, cancel, approve, reject, delete.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Argv } from 'yargs';
+import type { AtlasClient } from '../client/client.js';
+import { ClientError } from '../client/client.js';
+import type { ArtifactInfo } from '../store/artifacts.js';
+import { TASK_STATUSES, type TaskRecord, type TaskSummary } from '../store/records.js';
+import type { LogRecord } from '../store/task-log.js';
+import { withClient, type GlobalArgs } from './connect.js';
+import { follow } from './follow.js';
+import { EXIT, ago, c, duration, fail, info, printJson, statusColor, table } from './output.js';
+
+type Args = GlobalArgs & Record<string, unknown>;
+
+function parseInputs(list: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of (Array.isArray(list) ? list : list === undefined ? [] : [list]) as unknown[]) {
+    const s = String(item);
+    const eq = s.indexOf('=');
+    if (eq <= 0) {
+      process.stderr.write(`atlas: -i expects key=value, got ${JSON.stringify(s)}\n`);
+      process.exit(EXIT.USAGE);
+    }
+    out[s.slice(0, eq)] = s.slice(eq + 1);
+  }
+  return out;
+}
+
+/** Runs a command body with a client, mapping errors to exit codes; unknown ids get a hint. */
+function action(fn: (args: Args, client: AtlasClient) => Promise<number | void>) {
+  return async (a: unknown) => {
+    const args = a as Args;
+    let code: number | void = 0;
+    try {
+      code = await withClient(args, async (client) => {
+        try {
+          return await fn(args, client);
+        } catch (err) {
+          if (err instanceof ClientError && err.code === 'not_found' && typeof args['id'] === 'string') {
+            const hint = await closestId(client, args['id']);
+            if (hint) throw new ClientError(err.code, `${err.message} (did you mean ${hint}?)`, err.rpcCode);
+          }
+          throw err;
+        }
+      });
+    } catch (err) {
+      fail(err);
+    }
+    if (typeof code === 'number' && code !== 0) process.exit(code);
+  };
+}
+
+async function closestId(client: AtlasClient, id: string): Promise<string | undefined> {
+  const list = (await client.call('task.list', { limit: 500 }).catch(() => [])) as TaskSummary[];
+  let best: { id: string; d: number } | undefined;
+  for (const t of list) {
+    const d = distance(id, t.id);
+    if (!best || d < best.d) best = { id: t.id, d };
+  }
+  return best && best.d <= Math.max(3, Math.floor(id.length / 4)) ? best.id : undefined;
+}
+
+function distance(a: string, b: string): number {
+  const dp = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = dp[0]!;
+    dp[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = dp[j]!;
+      dp[j] = Math.min(dp[j]! + 1, dp[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return dp[b.length]!;
+}
+
+const ended = (t: { status: string }) => (t.status === 'completed' ? EXIT.OK : EXIT.TASK_FAILED);
+
+export function registerTaskCommands(cli: Argv): Argv {
+  return cli
+    .command(
+      'start <template>',
+      'start a task from a template (a name, or a path to a YAML file)',
+      (y) =>
+        y
+          .positional('template', { type: 'string', demandOption: true })
+          .option('workspace', { alias: 'w', type: 'string', demandOption: true, describe: 'the workspace to run in' })
+          .option('input', { alias: 'i', type: 'string', array: true, describe: 'an input, key=value (repeatable)' })
+          .option('description', { alias: 'd', type: 'string' })
+          .option('priority', { type: 'number', describe: 'higher runs first (default 0)' })
+          .option('wait', { type: 'boolean', describe: 'wait until the task settles; exit 1 unless it completed' })
+          .option('follow', { alias: 'f', type: 'boolean', describe: 'show live progress until the task settles' })
+          .conflicts('wait', 'follow')
+          .example('$0 start demo -w scratch --follow', 'run the demo and watch it')
+          .example('$0 start validate -w api -i checks="npm test" --wait', 'block until the checks pass or fail'),
+      action(async (args, client) => {
+        const tpl = String(args['template']);
+        const isFile = tpl.includes('/') || /\.ya?ml$/.test(tpl);
+        if (isFile && !fs.existsSync(tpl)) throw new ClientError('not_found', `no template file ${tpl}`, 0);
+        const task = (await client.call('task.start', {
+          ...(isFile ? { template_file: path.resolve(tpl) } : { template: tpl }),
+          workspace: String(args['workspace']),
+          inputs: parseInputs(args['input']),
+          ...(args['description'] !== undefined ? { description: String(args['description']) } : {}),
+          ...(args['priority'] !== undefined ? { priority: Number(args['priority']) } : {}),
+        })) as TaskRecord;
+        if (args['follow']) {
+          if (!args.json) info(`${c.bold(task.id)}: ${task.template} in ${task.workspace}, ${task.steps.length} steps`);
+          const final = await follow(args, task.id, { history: true, quiet: Boolean(args.json) });
+          const full = (await client.call('task.get', { id: task.id })) as TaskRecord;
+          if (args.json) printJson(full);
+          else info(`${c.bold(task.id)} ${statusColor(full.status)}${full.error ? `: ${full.error}` : ''}`);
+          return ended(final.status ? final : full);
+        }
+        if (args['wait']) {
+          const final = (await client.call('task.wait', { id: task.id })) as TaskRecord;
+          if (args.json) printJson(final);
+          else process.stdout.write(`${final.id} ${statusColor(final.status)}${final.error ? `: ${final.error}` : ''}\n`);
+          return ended(final);
+        }
+        if (args.json) printJson(task);
+        else process.stdout.write(`${task.id}\n`);
+        if (!args.json) info(c.errDim(`started ${task.template} in ${task.workspace}; 'atlas logs ${task.id} -f' follows it`));
+      }),
+    )
+    .command(
+      'list',
+      'list tasks, newest first',
+      (y) =>
+        y
+          .option('workspace', { alias: 'w', type: 'string' })
+          .option('status', { type: 'string', choices: TASK_STATUSES as unknown as string[] })
+          .option('template', { alias: 't', type: 'string' })
+          .option('limit', { alias: 'n', type: 'number', default: 50 }),
+      action(async (args, client) => {
+        const list = (await client.call('task.list', {
+          ...(args['workspace'] ? { workspace: String(args['workspace']) } : {}),
+          ...(args['status'] ? { status: args['status'] as TaskSummary['status'] } : {}),
+          ...(args['template'] ? { template: String(args['template']) } : {}),
+          limit: Number(args['limit']),
+        })) as TaskSummary[];
+        if (args.json) return printJson(list);
+        if (list.length === 0) return void process.stdout.write("no tasks; start one with 'atlas start <template> -w <workspace>'\n");
+        process.stdout.write(
+          table(
+            ['ID', 'STATUS', 'TEMPLATE', 'WORKSPACE', 'STEP', 'CREATED'],
+            list.map((t) => [t.id, statusColor(t.status), t.template, t.workspace, `${Math.min(t.current_step + 1, t.steps_total)}/${t.steps_total} ${t.current_step_name ?? ''}`.trim(), ago(t.created_at)]),
+          ) + '\n',
+        );
+      }),
+    )
+    .command(
+      'show <id>',
+      'show a task: its steps, attempts and result',
+      (y) => y.positional('id', { type: 'string', demandOption: true }),
+      action(async (args, client) => {
+        const t = (await client.call('task.get', { id: String(args['id']) })) as TaskRecord;
+        if (args.json) return printJson(t);
+        const lines = [
+          `${c.bold(t.id)}  ${statusColor(t.status)}`,
+          `template   ${t.template}`,
+          `workspace  ${t.workspace} (${t.workdir})`,
+          ...(t.description ? [`about      ${t.description}`] : []),
+          ...(Object.keys(t.inputs).length ? [`inputs     ${Object.entries(t.inputs).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ')}`] : []),
+          `created    ${t.created_at} (${ago(t.created_at)})${t.completed_at ? `, ended ${t.completed_at}` : ''}`,
+          ...(t.error ? [`error      ${c.red(t.error)}`] : []),
+          '',
+        ];
+        const rows = t.steps.map((s, i) => {
+          const results = t.step_results.filter((r) => r.step_index === i);
+          const last = results.at(-1);
+          const mark = i === t.current_step && t.status !== 'completed' ? '>' : ' ';
+          return [`${mark}${i + 1}`, s.name, s.type, statusColor(s.status), String(s.attempts), duration(last?.duration_ms), last?.artifacts.join(', ') ?? '', s.error ? c.red(s.error) : ''];
+        });
+        process.stdout.write(lines.join('\n') + table(['#', 'STEP', 'TYPE', 'STATUS', 'TRIES', 'TIME', 'ARTIFACTS', 'ERROR'], rows) + '\n');
+        const step = t.steps[t.current_step];
+        if (t.status === 'awaiting_approval' && step) {
+          const prompt = (step.definition as { prompt?: string }).prompt;
+          process.stdout.write(`\n${c.yellow('waiting for approval')}: ${prompt ?? step.name}\n  atlas approve ${t.id}   |   atlas reject ${t.id} --reason "..." [--retry-from <step>]\n`);
+        } else if (['failed', 'validation_failed', 'gh_failed', 'ci_failed', 'ci_timeout', 'interrupted'].includes(t.status)) {
+          process.stdout.write(`\nresume with: atlas resume ${t.id}   (or: atlas cancel ${t.id})\n`);
+        }
+      }),
+    )
+    .command(
+      'logs <id>',
+      "print a task's log; -f follows it live",
+      (y) =>
+        y
+          .positional('id', { type: 'string', demandOption: true })
+          .option('follow', { alias: 'f', type: 'boolean', default: false })
+          .option('step', { type: 'string', describe: 'only this step' })
+          .option('tail', { type: 'number', describe: 'only the last N records' }),
+      action(async (args, client) => {
+        const id = String(args['id']);
+        const step = args['step'] !== undefined ? String(args['step']) : undefined;
+        if (args['follow']) {
+          const final = await follow(args, id, { step, history: true, jsonLines: Boolean(args.json) });
+          if (!args.json) info(`${id} ${statusColor(final.status)}`);
+          return;
+        }
+        const r = (await client.call('task.logs', { id, ...(step ? { step } : {}), ...(args['tail'] !== undefined ? { tail: Number(args['tail']) } : {}) })) as { records: LogRecord[]; skipped_lines: number };
+        if (args.json) return printJson(r.records);
+        for (const rec of r.records) process.stdout.write(formatRecord(rec));
+        if (r.skipped_lines) info(c.errDim(`(${r.skipped_lines} torn or unreadable log lines skipped)`));
+      }),
+    )
+    .command(
+      'artifacts <id> [name]',
+      "list a task's artifacts, or print one",
+      (y) => y.positional('id', { type: 'string', demandOption: true }).positional('name', { type: 'string' }),
+      action(async (args, client) => {
+        const id = String(args['id']);
+        if (args['name'] !== undefined) {
+          const a = (await client.call('task.artifact', { id, name: String(args['name']) })) as { name: string; encoding: string; content: string; size: number };
+          if (args.json) return printJson(a);
+          process.stdout.write(a.encoding === 'base64' ? Buffer.from(a.content, 'base64') : a.content);
+          return;
+        }
+        const list = (await client.call('task.artifacts', { id })) as ArtifactInfo[];
+        if (args.json) return printJson(list);
+        if (list.length === 0) return void process.stdout.write('no artifacts yet\n');
+        process.stdout.write(table(['NAME', 'SIZE', 'MODIFIED'], list.map((a) => [a.name, `${a.size}`, ago(a.modified_at)])) + '\n');
+      }),
+    )
+    .command('resume <id>', 're-run the failed or interrupted step of a task', (y) => y.positional('id', { type: 'string', demandOption: true }), simple('task.resume', 'resumed'))
+    .command('cancel <id>', 'stop a task for good (kills its running step)', (y) => y.positional('id', { type: 'string', demandOption: true }), simple('task.cancel', 'canceled'))
+    .command('approve <id>', 'approve the human step a task waits on', (y) => y.positional('id', { type: 'string', demandOption: true }), simple('task.approve', 'approved'))
+    .command(
+      'reject <id>',
+      'reject the human step a task waits on; --retry-from runs it again from a step',
+      (y) =>
+        y
+          .positional('id', { type: 'string', demandOption: true })
+          .option('reason', { type: 'string', demandOption: true, describe: 'why (kept in the task)' })
+          .option('retry-from', { type: 'string', describe: 'run the task again from this step instead of ending it' }),
+      action(async (args, client) => {
+        const t = (await client.call('task.reject', {
+          id: String(args['id']),
+          reason: String(args['reason']),
+          ...(args['retryFrom'] !== undefined ? { retry_from: String(args['retryFrom']) } : {}),
+        })) as TaskRecord;
+        if (args.json) return printJson(t);
+        process.stdout.write(`${t.id} ${statusColor(t.status)}${t.status === 'pending' ? ` (running again from ${String(args['retryFrom'])})` : ''}\n`);
+      }),
+    )
+    .command(
+      'delete <id>',
+      'delete a finished task and its files',
+      (y) => y.positional('id', { type: 'string', demandOption: true }),
+      action(async (args, client) => {
+        const r = await client.call('task.delete', { id: String(args['id']) });
+        if (args.json) return printJson(r);
+        process.stdout.write(`deleted ${String(args['id'])}\n`);
+      }),
+    );
+}
+
+function simple(method: 'task.resume' | 'task.cancel' | 'task.approve', verb: string) {
+  return action(async (args, client) => {
+    const t = (await client.call(method, { id: String(args['id']) })) as TaskRecord;
+    if (args.json) return printJson(t);
+    process.stdout.write(`${t.id} ${verb}: now ${statusColor(t.status)}\n`);
+  });
+}
+
+function formatRecord(r: LogRecord): string {
+  const time = typeof r.time === 'string' ? c.dim(r.time.slice(11, 23)) : '';
+  switch (r.event) {
+    case 'output':
+      return String(r['text'] ?? '');
+    case 'step_started':
+      return `${time} ${c.cyan('▶')} ${String(r['step'])} attempt ${String(r['attempt'])}\n`;
+    case 'step_finished':
+      return `${time} ${r['status'] === 'completed' ? c.green('✓') : c.red('✗')} ${String(r['step_name'])} ${String(r['status'])} in ${duration(Number(r['duration_ms']))}${r['error'] ? ` ${c.red(String(r['error']))}` : ''}\n`;
+    case 'transition':
+      return `${time} ● ${statusColor(String(r['to_status']))} ${c.dim(String(r['reason'] ?? ''))}\n`;
+    case 'task_created':
+      return `${time} ● created\n`;
+    default: {
+      const { event, time: _t, level: _l, ...rest } = r;
+      return `${time} ${event} ${c.dim(JSON.stringify(rest))}\n`;
+    }
+  }
+}

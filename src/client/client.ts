@@ -1,0 +1,181 @@
+// The socket client the CLI and the tests use: JSON-RPC 2.0 over the home's control socket,
+// one object per line. Calls resolve with the result or reject with a ClientError that
+// carries atlas's stable error code; notifications go to the listener given to `connect`.
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AtlasError, errnoCode, type ErrorCode } from '../errors.js';
+import type { Method, ParamsOf, RpcNotification, RpcResponse } from '../protocol/protocol.js';
+import { socketPathFor } from '../protocol/socket-path.js';
+
+export class ClientError extends Error {
+  constructor(
+    readonly code: ErrorCode | 'parse_error' | 'invalid_request' | 'unknown_method' | 'invalid_params',
+    message: string,
+    readonly rpcCode: number,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = 'ClientError';
+  }
+}
+
+type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
+
+export class AtlasClient {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private buffer = '';
+  private closedError: Error | undefined;
+  private resolveClosed!: () => void;
+  /** Resolves when the connection has closed, from either end. */
+  readonly closed = new Promise<void>((r) => (this.resolveClosed = r));
+
+  private constructor(
+    private readonly socket: net.Socket,
+    private readonly onNotify?: (n: RpcNotification) => void,
+    private readonly onClose?: () => void,
+  ) {
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => this.receive(chunk));
+    const closed = (err?: Error) => {
+      this.closedError ??= err ?? new AtlasError('daemon_unreachable', 'the daemon closed the connection');
+      for (const p of this.pending.values()) p.reject(this.closedError);
+      this.pending.clear();
+      this.resolveClosed();
+      this.onClose?.();
+    };
+    socket.on('close', () => closed());
+    socket.on('error', (err) => closed(unreachable(socket.remoteAddress ?? '', err)));
+  }
+
+  /** Connects to the daemon of `home`. Rejects with a daemon_unreachable AtlasError. */
+  static connect(home: string, options: { onNotify?: (n: RpcNotification) => void; onClose?: () => void; timeoutMs?: number } = {}): Promise<AtlasClient> {
+    const socketPath = socketPathFor(home);
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(socketPath);
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new AtlasError('daemon_unreachable', `the daemon did not answer on ${socketPath}`));
+      }, options.timeoutMs ?? 5000);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.removeAllListeners('error');
+        resolve(new AtlasClient(socket, options.onNotify, options.onClose));
+      });
+      socket.once('error', (err) => {
+        clearTimeout(timer);
+        reject(unreachable(socketPath, err));
+      });
+    });
+  }
+
+  call<M extends Method>(method: M, params?: ParamsOf<M>): Promise<unknown>;
+  call(method: string, params?: unknown): Promise<unknown>;
+  call(method: string, params: unknown = {}): Promise<unknown> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.socket.write(JSON.stringify({ jsonrpc: '2.0', id, method, params }) + '\n');
+    });
+  }
+
+  close(): void {
+    this.socket.end();
+    this.socket.destroy();
+  }
+
+  private receive(chunk: string): void {
+    this.buffer += chunk;
+    let nl: number;
+    while ((nl = this.buffer.indexOf('\n')) !== -1) {
+      const line = this.buffer.slice(0, nl);
+      this.buffer = this.buffer.slice(nl + 1);
+      if (!line.trim()) continue;
+      let msg: RpcResponse & Partial<RpcNotification>;
+      try {
+        msg = JSON.parse(line) as RpcResponse & Partial<RpcNotification>;
+      } catch {
+        continue;
+      }
+      if (msg.method !== undefined && msg.id === undefined) {
+        this.onNotify?.(msg as RpcNotification);
+        continue;
+      }
+      const p = typeof msg.id === 'number' ? this.pending.get(msg.id) : undefined;
+      if (!p) continue;
+      this.pending.delete(msg.id as number);
+      if (msg.error) p.reject(new ClientError(msg.error.data?.code ?? 'internal', msg.error.message, msg.error.code, msg.error.data?.details));
+      else p.resolve(msg.result);
+    }
+  }
+}
+
+function unreachable(socketPath: string, err: unknown): AtlasError {
+  const code = errnoCode(err);
+  const why =
+    code === 'EACCES' || code === 'EPERM'
+      ? `permission denied on ${socketPath}: the daemon runs as another user, or the socket's mode was changed`
+      : code === 'ENOENT' || code === 'ECONNREFUSED'
+        ? `the daemon is not running (no socket at ${socketPath}); start it with 'atlas daemon start'`
+        : `cannot reach the daemon at ${socketPath}: ${code ?? (err as Error)?.message}`;
+  return new AtlasError('daemon_unreachable', why, { cause: err, details: { socket: socketPath, errno: code } });
+}
+
+/** The CLI entry point, for starting a detached daemon. */
+export const CLI_MAIN = path.resolve(fileURLToPath(new URL('../cli/main.js', import.meta.url)));
+
+/**
+ * Starts a detached daemon for `home` and resolves once it answers a ping, with its pid.
+ * If one is already running, resolves with that one's pid and `alreadyRunning`.
+ */
+export async function startDaemon(home: string, options: { timeoutMs?: number } = {}): Promise<{ pid: number; alreadyRunning: boolean; version: string }> {
+  try {
+    const c = await AtlasClient.connect(home, { timeoutMs: 1000 });
+    try {
+      const r = (await c.call('daemon.ping')) as { pid: number; version: string };
+      return { pid: r.pid, alreadyRunning: true, version: r.version };
+    } finally {
+      c.close();
+    }
+  } catch (err) {
+    if (!(err instanceof AtlasError && err.code === 'daemon_unreachable')) throw err;
+  }
+  const child = spawn(process.execPath, [CLI_MAIN, 'daemon', 'run', '--home', home, '--quiet'], {
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ATLAS_HOME: home },
+  });
+  let stderr = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
+  let exited: number | null | undefined;
+  child.once('exit', (code) => (exited = code));
+  const deadline = Date.now() + (options.timeoutMs ?? 15_000);
+  try {
+    for (;;) {
+      try {
+        const c = await AtlasClient.connect(home, { timeoutMs: 1000 });
+        try {
+          const r = (await c.call('daemon.ping')) as { pid: number; version: string };
+          return { pid: r.pid, alreadyRunning: r.pid !== child.pid, version: r.version };
+        } finally {
+          c.close();
+        }
+      } catch (err) {
+        if (!(err instanceof AtlasError && err.code === 'daemon_unreachable')) throw err;
+      }
+      if (exited !== undefined) {
+        // Exit 0 means another daemon won the race for the lock: loop to reach it.
+        if (exited !== 0) throw new AtlasError('daemon_unreachable', `the daemon failed to start (exit ${exited}): ${stderr.trim() || 'see logs/daemon.log in the home'}`);
+      }
+      if (Date.now() > deadline) throw new AtlasError('daemon_unreachable', `the daemon did not answer within ${(options.timeoutMs ?? 15_000) / 1000}s; see logs/daemon.log in the home`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  } finally {
+    child.stderr?.destroy();
+    child.unref();
+  }
+}

@@ -1,0 +1,182 @@
+// The daemon process: one per home. Lifecycle:
+//   starting -> running -> draining -> stopped
+// Start: take the home lock (proper-lockfile on daemon.lock, with our pid and start time in
+// daemon.pid so a killed daemon's lock is broken at once instead of after it goes stale),
+// replace any stale socket (only the lock holder may), open the engine, recover, listen.
+// Stop (SIGTERM, SIGINT or daemon.stop): stop starting steps, give running ones a grace
+// period, stop the rest, flush, remove the socket and pid file, exit 0. A second signal
+// skips the grace period.
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { pino, type Logger } from 'pino';
+import { AtlasError } from '../errors.js';
+import { Engine } from '../engine/engine.js';
+import { socketPathFor } from '../protocol/socket-path.js';
+import { DIR_MODE, ensureDir } from '../store/atomic.js';
+import { HomePaths } from '../store/paths.js';
+import { acquireHomeLock, type HomeLock } from './home-lock.js';
+import { processStartTicks } from '../util/proc.js';
+import { VERSION } from '../version.js';
+import { makeHandlers } from './handlers.js';
+import { RpcServer } from './rpc-server.js';
+
+export type DaemonState = 'starting' | 'running' | 'draining' | 'stopped';
+
+export interface DaemonOptions {
+  home: string;
+  /** Grace period for running steps on stop, unless the stop request names one. */
+  graceMs?: number;
+  /** Log to stderr too (foreground runs). */
+  logToStderr?: boolean;
+}
+
+export interface DaemonOwner {
+  pid: number;
+  start_ticks: number | null;
+  version: string;
+  socket: string;
+  started_at: string;
+}
+
+export class AlreadyRunningError extends AtlasError {
+  constructor(readonly owner: DaemonOwner | undefined) {
+    super('already_exists', `a daemon is already running for this home${owner ? ` (pid ${owner.pid})` : ''}`, { details: { pid: owner?.pid } });
+  }
+}
+
+export class Daemon {
+  state: DaemonState = 'starting';
+  private lock: HomeLock | undefined;
+  private server: RpcServer | undefined;
+  private engine: Engine | undefined;
+  private stopping: Promise<void> | undefined;
+  private readonly paths: HomePaths;
+  readonly socketPath: string;
+  readonly log: Logger;
+  private readonly graceMs: number;
+  private resolveStopped!: () => void;
+  readonly stopped = new Promise<void>((r) => (this.resolveStopped = r));
+
+  constructor(options: DaemonOptions) {
+    this.paths = new HomePaths(options.home);
+    this.socketPath = socketPathFor(this.paths.root);
+    this.graceMs = options.graceMs ?? 10_000;
+    fs.mkdirSync(this.paths.logsDir, { recursive: true, mode: DIR_MODE });
+    const dest = pino.destination({ dest: this.paths.daemonLog, sync: true, mode: 0o600 });
+    this.log = options.logToStderr
+      ? pino({ base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, pino.multistream([{ stream: dest }, { stream: process.stderr }]))
+      : pino({ base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, dest);
+  }
+
+  async start(): Promise<void> {
+    await ensureDir(this.paths.root);
+    await fsp.chmod(this.paths.root, DIR_MODE);
+    const owner: DaemonOwner = { pid: process.pid, start_ticks: processStartTicks(process.pid), version: VERSION, socket: this.socketPath, started_at: new Date().toISOString() };
+    const got = await acquireHomeLock(this.paths.root, this.paths.lockFile, this.paths.pidFile, owner);
+    if (!got.ok) throw new AlreadyRunningError(got.owner);
+    this.lock = got.lock;
+    try {
+      // We hold the lock: whatever socket is there belongs to a dead daemon.
+      await ensureDir(path.dirname(this.socketPath));
+      await fsp.chmod(path.dirname(this.socketPath), DIR_MODE).catch(() => undefined);
+      await fsp.unlink(this.socketPath).catch(() => undefined);
+      this.engine = await Engine.open({ home: this.paths.root, logger: this.log });
+      const report = await this.engine.start();
+      this.engine.on('task_error', (id: string, err: Error) => this.log.warn({ task: id }, `task ${id}: ${err.message}`));
+      this.server = new RpcServer(
+        makeHandlers(this.engine, {
+          home: this.paths.root,
+          socket: this.socketPath,
+          startedAt: Date.now(),
+          stop: (t) => void this.stop(t),
+        }),
+        this.log,
+      );
+      await this.server.listen(this.socketPath);
+      await fsp.chmod(this.socketPath, 0o600);
+      this.state = 'running';
+      this.log.info({ version: VERSION, home: this.paths.root, socket: this.socketPath, recovery: { requeued: report.requeued.length, rerun: report.rerun.length, paused: report.paused.length, killed_groups: report.killed_groups, ms: report.duration_ms } }, 'daemon ready');
+    } catch (err) {
+      await this.cleanup();
+      throw err;
+    }
+  }
+
+  /** Drains and stops. A second call while draining skips the grace period. */
+  stop(graceMs?: number): Promise<void> {
+    if (this.stopping) {
+      this.log.info('second stop request: stopping running steps now');
+      void this.engine?.shutdown(0);
+      return this.stopping;
+    }
+    this.state = 'draining';
+    this.log.info({ grace_ms: graceMs ?? this.graceMs }, 'stopping');
+    this.stopping = (async () => {
+      await this.server?.close().catch(() => undefined);
+      await this.engine?.shutdown(graceMs ?? this.graceMs).catch((err: unknown) => this.log.error({ err }, 'engine shutdown failed'));
+      await this.cleanup();
+      this.state = 'stopped';
+      this.log.info('stopped');
+      this.log.flush();
+      this.resolveStopped();
+    })();
+    return this.stopping;
+  }
+
+  private async cleanup(): Promise<void> {
+    await fsp.unlink(this.socketPath).catch(() => undefined);
+    await this.lock?.release().catch(() => undefined);
+    this.lock = undefined;
+  }
+}
+
+export function readOwner(pidFile: string): DaemonOwner | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(pidFile, 'utf8')) as DaemonOwner;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs a daemon in this process until it is stopped; wires SIGTERM/SIGINT. */
+export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
+  const daemon = new Daemon(options);
+  const onSignal = (sig: NodeJS.Signals) => {
+    daemon.log.info({ signal: sig }, 'signal received');
+    void daemon.stop();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGHUP', () => daemon.log.info('SIGHUP ignored'));
+  process.on('uncaughtException', (err) => {
+    // Requests and steps handle their own errors; this is a last line that keeps tasks safe.
+    daemon.log.error({ err: { message: err.message, stack: err.stack } }, 'uncaught exception');
+  });
+  process.on('unhandledRejection', (err) => {
+    daemon.log.error({ err: { message: (err as Error)?.message, stack: (err as Error)?.stack } }, 'unhandled rejection');
+  });
+  await daemon.start();
+  return daemon;
+}
+
+/** True when something answers on the socket. */
+export function probeSocket(socketPath: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(socketPath);
+    const t = setTimeout(() => {
+      s.destroy();
+      resolve(false);
+    }, timeoutMs);
+    s.once('connect', () => {
+      clearTimeout(t);
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => {
+      clearTimeout(t);
+      resolve(false);
+    });
+  });
+}

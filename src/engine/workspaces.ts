@@ -1,0 +1,94 @@
+// Workspace operations: bind a name to an existing directory (--path) or to a new git
+// worktree on a new branch under $ATLAS_HOME/worktrees/<ws> (--repo), list, show, remove.
+import { execFile } from 'node:child_process';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { AtlasError, isAtlasError } from '../errors.js';
+import { ensureDir } from '../store/atomic.js';
+import { assertName } from '../store/names.js';
+import { TERMINAL_STATUSES, type WorkspaceRecord } from '../store/records.js';
+import type { Store } from '../store/store.js';
+
+const run = promisify(execFile);
+
+export interface CreateWorkspaceParams {
+  name: string;
+  path?: string | undefined;
+  repo?: string | undefined;
+  branch?: string | undefined;
+}
+
+async function isDir(p: string): Promise<boolean> {
+  try {
+    return (await fsp.stat(p)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+export async function createWorkspace(store: Store, p: CreateWorkspaceParams): Promise<WorkspaceRecord> {
+  const name = assertName('workspace', p.name);
+  if (p.path !== undefined && p.repo !== undefined) throw new AtlasError('invalid_input', 'give either --path or --repo, not both');
+  if (p.branch !== undefined && p.repo === undefined) throw new AtlasError('invalid_input', '--branch goes with --repo');
+  try {
+    await store.workspaces.get(name);
+    throw new AtlasError('already_exists', `workspace ${name} already exists; 'atlas workspace show ${name}' shows it`, { details: { name } });
+  } catch (err) {
+    if (!isAtlasError(err, 'not_found')) throw err;
+  }
+  if (p.repo === undefined) {
+    const dir = path.resolve(p.path ?? process.cwd());
+    if (!(await isDir(dir))) throw new AtlasError('invalid_input', `${dir} is not an existing directory; create it first or pass another --path`, { details: { path: dir } });
+    return store.workspaces.create({ name, path: await fsp.realpath(dir), kind: 'path', repo: null, branch: null });
+  }
+  const repo = path.resolve(p.repo);
+  try {
+    await run('git', ['-C', repo, 'rev-parse', '--git-dir']);
+  } catch {
+    throw new AtlasError('invalid_input', `${repo} is not a git repository`, { details: { repo } });
+  }
+  const branch = p.branch ?? `atlas/${name}`;
+  try {
+    await run('git', ['check-ref-format', '--branch', branch]);
+  } catch {
+    throw new AtlasError('invalid_input', `'${branch}' is not a valid branch name`);
+  }
+  const dir = store.paths.worktree(name);
+  await ensureDir(store.paths.worktreesDir);
+  try {
+    await run('git', ['-C', repo, 'worktree', 'add', '-b', branch, dir]);
+  } catch (err) {
+    const msg = ((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n').at(-1);
+    throw new AtlasError('invalid_input', `could not create a worktree of ${repo} on branch ${branch}: ${msg}`);
+  }
+  return store.workspaces.create({ name, path: dir, kind: 'worktree', repo, branch });
+}
+
+export interface RemoveResult {
+  name: string;
+  purged: boolean;
+  warnings: string[];
+}
+
+/** Removes a workspace. Refused while one of its tasks is not finished; history kept unless `purge`. */
+export async function removeWorkspace(store: Store, name: string, purge: boolean): Promise<RemoveResult> {
+  const ws = await store.workspaces.get(assertName('workspace', name));
+  const open = (await store.tasks.listTasks({ workspace: name })).filter((t) => !TERMINAL_STATUSES.has(t.status));
+  if (open.some((t) => t.status === 'running' || t.status === 'pending')) {
+    throw new AtlasError('not_allowed', `workspace ${name} has tasks in progress (${open.map((t) => t.id).join(', ')}); cancel them first`, {
+      details: { name, tasks: open.map((t) => t.id) },
+    });
+  }
+  const warnings: string[] = [];
+  if (ws.kind === 'worktree' && ws.repo) {
+    try {
+      await run('git', ['-C', ws.repo, 'worktree', 'remove', ...(purge ? ['--force'] : []), ws.path]);
+    } catch (err) {
+      const msg = ((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n').at(-1);
+      warnings.push(`the worktree ${ws.path} was kept: ${msg} (use --purge to force)`);
+    }
+  }
+  await store.workspaces.remove(name, purge);
+  return { name, purged: purge, warnings };
+}
