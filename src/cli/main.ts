@@ -6,6 +6,7 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { VERSION } from '../version.js';
 import { registerDaemonCommands } from './daemon-cmd.js';
+import { registerDoctorCommand } from './doctor-cmd.js';
 import { EXIT, c } from './output.js';
 import { registerTaskCommands } from './task-cmd.js';
 import { registerTemplateCommands } from './template-cmd.js';
@@ -32,6 +33,7 @@ export function buildCli(argv: string[]): Argv {
   cli = registerWorkspaceCommands(cli);
   cli = registerTemplateCommands(cli);
   cli = registerTaskCommands(cli);
+  cli = registerDoctorCommand(cli);
   return cli;
 }
 

@@ -90,6 +90,7 @@ export class Daemon {
           home: this.paths.root,
           socket: this.socketPath,
           startedAt: Date.now(),
+          recovery: report,
           stop: (t) => void this.stop(t),
         }),
         this.log,

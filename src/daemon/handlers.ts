@@ -18,6 +18,8 @@ export interface DaemonInfo {
   home: string;
   socket: string;
   startedAt: number;
+  /** What recovery did when this daemon started. */
+  recovery?: unknown;
   stop(timeoutMs: number | undefined): void;
 }
 
@@ -128,6 +130,10 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
         if (err instanceof TemplateError) return { valid: false, problems: err.problems, message: err.problems.map(formatProblem).join('\n') };
         throw err;
       }
+    },
+    'doctor.run': async (p) => {
+      const { repair } = p as ParamsOf<'doctor.run'>;
+      return { ...(await engine.doctor(repair ?? false)), recovery_at_start: info.recovery ?? null };
     },
     'events.subscribe': async (p, conn) => {
       const { task_id } = p as ParamsOf<'events.subscribe'>;

@@ -10,6 +10,8 @@ import { loadConfig, type Config } from '../config/config.js';
 import { AtlasError, isAtlasError } from '../errors.js';
 import { assertName, assertTaskId } from '../store/names.js';
 import { SCHEMA_VERSION, TERMINAL_STATUSES, summarize, type StepState, type TaskRecord, type TaskStatus, type TaskSummary } from '../store/records.js';
+import { repairTask, type RepairResult } from '../store/repair.js';
+import { runDoctor, type DoctorReport } from './doctor.js';
 import { Store } from '../store/store.js';
 import type { TaskFilter } from '../store/task-store.js';
 import { killLeftoverGroup } from '../steps/process.js';
@@ -48,6 +50,7 @@ export interface RecoveryReport {
   killed_groups: number;
   swept_temp_files: number;
   unreadable: Array<{ id: string; error: string }>;
+  repaired: RepairResult[];
   duration_ms: number;
 }
 
@@ -255,7 +258,9 @@ export class Engine extends EventEmitter {
       }
       this.scheduler.remove(id);
       try {
+        let since = 0;
         return await this.store.tasks.updateTask(id, (t) => {
+          since = t.transitions.length;
           if (TERMINAL_STATUSES.has(t.status)) {
             throw new AtlasError('not_allowed', `task ${id} is already ${t.status}`, { details: { id, status: t.status } });
           }
@@ -266,6 +271,7 @@ export class Engine extends EventEmitter {
           }
           transition(t, 'abandoned', 'canceled by the user');
         }).then((t) => {
+          this.logTransitions(t, since);
           this.emitTask(t);
           return t;
         });
@@ -281,6 +287,9 @@ export class Engine extends EventEmitter {
     if (!TERMINAL_STATUSES.has(task.status) && !RESUMABLE_FROM.has(task.status) && task.status !== 'awaiting_approval') {
       throw new AtlasError('not_allowed', `task ${id} is ${task.status}; cancel it before deleting it`, { details: { id, status: task.status } });
     }
+    // A runner that just settled the task may still be letting go of it.
+    const active = this.active.get(id);
+    if (active) await active.done;
     if (this.active.has(id)) throw new AtlasError('not_allowed', `task ${id} is running; cancel it first`);
     this.store.logs.close(this.store.paths.taskLog(task.workspace, id));
     await this.store.tasks.deleteTask(id);
@@ -311,6 +320,16 @@ export class Engine extends EventEmitter {
         (err: unknown) => finish(() => reject(err)),
       );
     });
+  }
+
+  /** Checks the whole home; with `repair`, fixes what is safe and picks repaired tasks up again. */
+  async doctor(repair: boolean): Promise<DoctorReport> {
+    const report = await runDoctor(this.store, this.templates, repair, (id) => this.active.has(id) || this.scheduler.has(id));
+    for (const id of report.repaired_tasks) {
+      const t = await this.getTask(id).catch(() => undefined);
+      if (t && MOVING.has(t.status)) this.enqueue(t);
+    }
+    return report;
   }
 
   // ---- shutdown ----------------------------------------------------------------------
@@ -377,18 +396,35 @@ export class Engine extends EventEmitter {
     assertTaskId(id);
     this.assertRunning();
     for (let tries = 0; ; tries++) {
-      if (this.active.has(id)) {
+      const active = this.active.get(id);
+      if (active) {
         const t = await this.getTask(id);
-        throw new AtlasError('not_allowed', `task ${id} is ${t.status}`, { details: { id, status: t.status } });
+        if (MOVING.has(t.status)) throw new AtlasError('not_allowed', `task ${id} is ${t.status}`, { details: { id, status: t.status } });
+        // The runner has settled the task (its checkpoint is what the caller saw) and is
+        // letting go of it: wait for that rather than refuse.
+        await active.done;
+        continue;
       }
       try {
-        const t = await this.store.tasks.updateTask(id, mutate);
+        let since = 0;
+        const t = await this.store.tasks.updateTask(id, (task) => {
+          since = task.transitions.length;
+          mutate(task);
+        });
+        this.logTransitions(t, since);
         this.emitTask(t);
         return t;
       } catch (err) {
         if (isAtlasError(err, 'conflict') && tries < 5) continue;
         throw err;
       }
+    }
+  }
+
+  /** Logs the status changes an update made outside a runner (a runner logs its own). */
+  private logTransitions(task: TaskRecord, since: number): void {
+    for (const tr of task.transitions.slice(since)) {
+      this.store.appendLog(task.workspace, task.id, { event: 'transition', from_status: tr.from_status, to_status: tr.to_status, reason: tr.reason });
     }
   }
 
@@ -445,7 +481,7 @@ export class Engine extends EventEmitter {
 
   private async recover(): Promise<RecoveryReport> {
     const started = performance.now();
-    const report: RecoveryReport = { tasks_seen: 0, requeued: [], rerun: [], paused: [], killed_groups: 0, swept_temp_files: 0, unreadable: [], duration_ms: 0 };
+    const report: RecoveryReport = { tasks_seen: 0, requeued: [], rerun: [], paused: [], killed_groups: 0, swept_temp_files: 0, unreadable: [], repaired: [], duration_ms: 0 };
     const ids = await this.store.tasks.listTaskIds();
     const toQueue: TaskRecord[] = [];
     for (const { id, workspace } of ids) {
@@ -453,7 +489,7 @@ export class Engine extends EventEmitter {
       report.swept_temp_files += (await this.store.tasks.sweep(workspace, id)).length;
       let task: TaskRecord;
       try {
-        task = (await this.store.tasks.readTaskAt(workspace, id)).task;
+        task = await this.readOrRepair(workspace, id, report);
       } catch (err) {
         report.unreadable.push({ id, error: (err as Error).message });
         this.log?.warn({ task: id }, `recovery skipped task ${id}: ${(err as Error).message}`);
@@ -471,7 +507,9 @@ export class Engine extends EventEmitter {
         const policy = (step.definition as { on_interrupt?: string }).on_interrupt ?? 'rerun';
         if (policy === 'pause') {
           try {
+            let since = 0;
             const t = await this.store.tasks.updateTask(id, (t) => {
+              since = t.transitions.length;
               const s = t.steps[t.current_step]!;
               t.step_results.push({
                 step_index: t.current_step,
@@ -493,6 +531,7 @@ export class Engine extends EventEmitter {
               s.process = null;
               transition(t, 'interrupted', `step ${s.name} was interrupted and has on_interrupt: pause; resume it when it is safe`);
             });
+            this.logTransitions(t, since);
             this.emitTask(t);
             report.paused.push(id);
           } catch (err) {
@@ -512,6 +551,21 @@ export class Engine extends EventEmitter {
     report.duration_ms = Math.round(performance.now() - started);
     this.log?.info({ recovery: { ...report, requeued: report.requeued.length, rerun: report.rerun.length } }, 'recovery finished');
     return report;
+  }
+
+  /** Reads a task for recovery; an unreadable checkpoint is restored from task.json.bak, rebuilt from task.log, or quarantined. */
+  private async readOrRepair(workspace: string, id: string, report: RecoveryReport): Promise<TaskRecord> {
+    try {
+      const r = await this.store.tasks.readTaskAt(workspace, id);
+      if (r.source === 'primary') return r.task;
+    } catch (err) {
+      if (!isAtlasError(err, 'corrupt')) throw err;
+    }
+    const fixed = await repairTask(this.store.paths, workspace, id);
+    report.repaired.push(fixed);
+    this.log?.warn({ task: id, repair: fixed }, `task ${id}: ${fixed.problem ?? 'unreadable'}; ${fixed.action.replace(/_/g, ' ')}`);
+    if (fixed.action === 'quarantined') throw new AtlasError('corrupt', `task ${id} could not be recovered and was moved to ${fixed.quarantined_to}`);
+    return (await this.store.tasks.readTaskAt(workspace, id)).task;
   }
 
   /** Kills a step's leftover process group from an earlier process, if it is still ours. */

@@ -1,7 +1,11 @@
 // {{ inputs.name }} (and {{ task.id }}, {{ task.workspace }}) in prompts, messages and
-// commands. In commands every value is single-quoted for /bin/sh, so no input can inject
-// shell syntax; commands also get inputs as ATLAS_INPUT_<NAME> environment variables, the
-// safest way to use them.
+// commands. In prompts and messages the value is put in as text. In commands the value
+// itself never enters the command text: the reference becomes a quoted expansion of the
+// environment variable that holds it (ATLAS_INPUT_<NAME>, ATLAS_TASK_ID, ATLAS_WORKSPACE),
+// quoted to suit where it sits ("${V}" outside quotes, ${V} inside "...", '"${V}"' inside
+// '...'). The shell never parses the result of an expansion, so no input can inject shell
+// syntax wherever the template puts the reference: inside double quotes, in a heredoc or a
+// $(...), where quoting the value itself would not hold.
 import type { TaskRecord } from '../store/records.js';
 
 const REF = /\{\{\s*(inputs|task)\.([A-Za-z0-9_]+)\s*\}\}/g;
@@ -10,13 +14,85 @@ export function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-export function interpolate(text: string, task: Pick<TaskRecord, 'id' | 'workspace' | 'inputs'>, mode: 'text' | 'shell'): string {
-  return text.replace(REF, (_m, scope: string, key: string) => {
-    const value = scope === 'inputs' ? (task.inputs[key] ?? '') : key === 'id' ? task.id : key === 'workspace' ? task.workspace : '';
-    return mode === 'shell' ? shellQuote(value) : value;
-  });
-}
-
 export function inputEnvName(name: string): string {
   return `ATLAS_INPUT_${name.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`;
+}
+
+/** The variable that holds a reference's value in a step's environment, if any. */
+function envNameOf(scope: string, key: string): string | undefined {
+  if (scope === 'inputs') return inputEnvName(key);
+  return key === 'id' ? 'ATLAS_TASK_ID' : key === 'workspace' ? 'ATLAS_WORKSPACE' : undefined;
+}
+
+function valueOf(task: Pick<TaskRecord, 'id' | 'workspace' | 'inputs'>, scope: string, key: string): string {
+  return scope === 'inputs' ? (task.inputs[key] ?? '') : key === 'id' ? task.id : key === 'workspace' ? task.workspace : '';
+}
+
+type Quoting = 'bare' | 'single' | 'double';
+
+function shellRef(scope: string, key: string, quoting: Quoting): string {
+  const name = envNameOf(scope, key);
+  if (name === undefined) return quoting === 'bare' ? "''" : '';
+  switch (quoting) {
+    case 'bare':
+      return `"\${${name}}"`;
+    case 'double':
+      return `\${${name}}`;
+    case 'single':
+      return `'"\${${name}}"'`;
+    default: {
+      const never: never = quoting;
+      return never;
+    }
+  }
+}
+
+/**
+ * Replaces the references in `text`. With mode 'shell' the result is for /bin/sh and must
+ * run with the step's environment (which holds every ATLAS_INPUT_* of the task).
+ */
+export function interpolate(text: string, task: Pick<TaskRecord, 'id' | 'workspace' | 'inputs'>, mode: 'text' | 'shell'): string {
+  if (mode === 'text') return text.replace(REF, (_m, scope: string, key: string) => valueOf(task, scope, key));
+  // Track the quoting around each reference: outside quotes, in '...' or in "...", where a
+  // $(...) or `...` opens a new unquoted context. A misjudged context only costs looks
+  // (word splitting, stray quotes), never safety: an expansion is never parsed as syntax.
+  const ref = new RegExp(REF.source, 'y');
+  let quoting: Quoting = 'bare';
+  const outer: Array<{ quoting: Quoting; close: string }> = [];
+  let out = '';
+  for (let i = 0; i < text.length; ) {
+    ref.lastIndex = i;
+    const m = ref.exec(text);
+    if (m) {
+      out += shellRef(m[1]!, m[2]!, quoting);
+      i = ref.lastIndex;
+      continue;
+    }
+    const c = text[i]!;
+    if (quoting === 'single') {
+      if (c === "'") quoting = 'bare';
+    } else if (c === '\\') {
+      out += text.slice(i, i + 2);
+      i += 2;
+      continue;
+    } else if (c === '$' && text[i + 1] === '(') {
+      outer.push({ quoting, close: ')' });
+      quoting = 'bare';
+      out += '$(';
+      i += 2;
+      continue;
+    } else if (c === '`' && outer.at(-1)?.close !== '`') {
+      outer.push({ quoting, close: '`' });
+      quoting = 'bare';
+    } else if (quoting === 'bare' && c === outer.at(-1)?.close) {
+      quoting = outer.pop()!.quoting;
+    } else if (c === '"') {
+      quoting = quoting === 'double' ? 'bare' : 'double';
+    } else if (c === "'" && quoting === 'bare') {
+      quoting = 'single';
+    }
+    out += c;
+    i++;
+  }
+  return out;
 }

@@ -256,6 +256,9 @@ function makeContext(
   const startedAt = performance.now();
   const cwd = spec.cwd ? path.resolve(task.workdir, spec.cwd) : task.workdir;
   const env: NodeJS.ProcessEnv = { ...process.env, ...task.env, ...(spec.env ?? {}) };
+  // Only the task's own inputs: {{ inputs.x }} in a command expands $ATLAS_INPUT_X, so one
+  // inherited from the daemon's environment must not stand in for an input not given.
+  for (const k of Object.keys(env)) if (k.startsWith('ATLAS_INPUT_')) delete env[k];
   for (const [k, v] of Object.entries(task.inputs)) env[inputEnvName(k)] = v;
   env['ATLAS_TASK_ID'] = task.id;
   env['ATLAS_WORKSPACE'] = task.workspace;

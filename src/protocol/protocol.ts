@@ -102,6 +102,7 @@ export const PARAMS = {
   'template.get': z.object({ name }).strict(),
   'template.validate': z.object({ file: z.string().min(1).max(4096).optional(), text: z.string().max(1024 * 1024).optional(), name: z.string().max(4096).optional() }).strict(),
   'events.subscribe': z.object({ task_id: id.optional() }).strict(),
+  'doctor.run': z.object({ repair: z.boolean().optional() }).strict(),
 } as const;
 
 export type Method = keyof typeof PARAMS;

@@ -1,0 +1,169 @@
+// Repairing a task whose checkpoint cannot be read (DESIGN §6): task.json, else
+// task.json.bak, else a rebuild from task.log, else the task directory is moved to
+// $ATLAS_HOME/quarantine/ and reported, never deleted.
+//
+// The rebuild replays the log's lifecycle records over the task as it was created
+// (`task_created` holds the whole initial record). It is conservative: a step counts as
+// finished only where the log says it finished; a step that started without a recorded end
+// is left running, so recovery runs it again.
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { AtlasError, isAtlasError } from '../errors.js';
+import { ensureDir, writeFileDurable } from './atomic.js';
+import type { HomePaths } from './paths.js';
+import { TERMINAL_STATUSES, isTaskStatus, type StepResult, type TaskRecord } from './records.js';
+import { decodeTask, encodeTask } from './task-codec.js';
+import { readLog, type LogRecord } from './task-log.js';
+
+export type RepairAction = 'none' | 'restored_backup' | 'rebuilt_from_log' | 'quarantined';
+
+export interface RepairResult {
+  id: string;
+  workspace: string;
+  action: RepairAction;
+  problem: string | null;
+  /** Where a quarantined task now lives. */
+  quarantined_to?: string;
+}
+
+type Readable = { ok: true; task: TaskRecord } | { ok: false; error: AtlasError };
+
+async function readable(file: string): Promise<Readable> {
+  try {
+    return { ok: true, task: decodeTask(await fsp.readFile(file, 'utf8'), file) };
+  } catch (err) {
+    if (isAtlasError(err)) return { ok: false, error: err };
+    return { ok: false, error: new AtlasError('corrupt', `${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { details: { file } }) };
+  }
+}
+
+/** What is wrong with a task's checkpoint, without changing anything. */
+export async function diagnoseTask(paths: HomePaths, ws: string, id: string): Promise<{ problem: string | null; fix: RepairAction }> {
+  const primary = await readable(paths.taskFile(ws, id));
+  if (primary.ok) return { problem: null, fix: 'none' };
+  if (primary.error.code === 'unsupported_schema') return { problem: primary.error.message, fix: 'none' };
+  const backup = await readable(paths.taskBackup(ws, id));
+  if (backup.ok) return { problem: primary.error.message, fix: 'restored_backup' };
+  const rebuilt = await rebuildFromLog(paths, ws, id);
+  return { problem: primary.error.message, fix: rebuilt ? 'rebuilt_from_log' : 'quarantined' };
+}
+
+/** Makes task.json readable again, or quarantines the task. The caller must own the task. */
+export async function repairTask(paths: HomePaths, ws: string, id: string): Promise<RepairResult> {
+  const file = paths.taskFile(ws, id);
+  const primary = await readable(file);
+  if (primary.ok) return { id, workspace: ws, action: 'none', problem: null };
+  const problem = primary.error.message;
+  // A file from a newer atlas is not ours to touch.
+  if (primary.error.code === 'unsupported_schema') return { id, workspace: ws, action: 'none', problem };
+  const backup = await readable(paths.taskBackup(ws, id));
+  if (backup.ok) {
+    await writeFileDurable(file, encodeTask(backup.task));
+    return { id, workspace: ws, action: 'restored_backup', problem };
+  }
+  const rebuilt = await rebuildFromLog(paths, ws, id);
+  if (rebuilt) {
+    await writeFileDurable(file, encodeTask(rebuilt));
+    return { id, workspace: ws, action: 'rebuilt_from_log', problem };
+  }
+  const to = await quarantine(paths, ws, id);
+  return { id, workspace: ws, action: 'quarantined', problem, quarantined_to: to };
+}
+
+export async function quarantine(paths: HomePaths, ws: string, id: string): Promise<string> {
+  await ensureDir(paths.quarantineDir);
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const to = path.join(paths.quarantineDir, `${ws}--${id}--${stamp}`);
+  await fsp.rename(paths.taskDir(ws, id), to);
+  return to;
+}
+
+/** Rebuilds a task from its log, or undefined when the log does not hold its creation. */
+export async function rebuildFromLog(paths: HomePaths, ws: string, id: string): Promise<TaskRecord | undefined> {
+  const { records } = await readLog(paths.taskLog(ws, id), (r) => r.event !== 'output');
+  return replay(records, ws, id);
+}
+
+export function replay(records: LogRecord[], ws: string, id: string): TaskRecord | undefined {
+  const created = records.find((r) => r.event === 'task_created');
+  const initial = created?.['task'] as TaskRecord | undefined;
+  if (!initial || initial.id !== id || initial.workspace !== ws || !Array.isArray(initial.steps)) return undefined;
+  const task: TaskRecord = structuredClone(initial);
+  let events = 1;
+  for (const r of records) {
+    const at = typeof r.time === 'string' ? r.time : task.updated_at;
+    const idx = typeof r['step_index'] === 'number' ? r['step_index'] : task.current_step;
+    const step = task.steps[idx];
+    switch (r.event) {
+      case 'transition': {
+        const to = r['to_status'];
+        if (!isTaskStatus(to)) break;
+        const from = task.status;
+        if (to === 'pending' && from !== 'pending' && from !== 'awaiting_approval') {
+          // resumed: the current step runs again
+          const s = task.steps[task.current_step];
+          if (s) s.status = 'pending';
+        }
+        task.transitions.push({ from_status: from, to_status: to, timestamp: at, reason: String(r['reason'] ?? '') });
+        task.status = to;
+        if (TERMINAL_STATUSES.has(to)) task.completed_at = at;
+        if (to === 'awaiting_approval') {
+          const s = task.steps[task.current_step];
+          if (s) s.status = 'waiting';
+        }
+        break;
+      }
+      case 'step_started':
+        if (!step) break;
+        step.status = 'running';
+        step.attempts = Number(r['attempt'] ?? step.attempts + 1);
+        step.started_at = at;
+        step.completed_at = null;
+        task.current_step = idx;
+        break;
+      case 'step_finished': {
+        if (!step) break;
+        const { event: _e, level: _l, time: _t, ...result } = r;
+        task.step_results.push(result as unknown as StepResult);
+        if (r['status'] === 'completed' && step.type !== 'human') {
+          step.status = 'completed';
+          step.completed_at = at;
+          task.current_step = idx + 1;
+        } else if (r['status'] !== 'completed') {
+          step.status = 'failed';
+          step.error = typeof r['error'] === 'string' ? r['error'] : null;
+        }
+        break;
+      }
+      case 'step_retry':
+        if (step) step.status = 'pending';
+        break;
+      case 'step_failed_continuing':
+        if (step) task.current_step = idx + 1;
+        break;
+      case 'approved': {
+        const s = task.steps[task.current_step];
+        if (s) {
+          s.status = 'completed';
+          s.completed_at = at;
+          task.current_step++;
+        }
+        break;
+      }
+      case 'rejected': {
+        const from = typeof r['retry_from'] === 'string' ? task.steps.findIndex((s) => s.name === r['retry_from']) : -1;
+        if (from >= 0) {
+          for (let i = from; i <= task.current_step && i < task.steps.length; i++) task.steps[i]!.status = 'pending';
+          task.current_step = from;
+        }
+        break;
+      }
+      default:
+        continue;
+    }
+    events++;
+    task.updated_at = at;
+  }
+  task.revision = events;
+  return task;
+}
