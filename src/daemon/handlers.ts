@@ -34,8 +34,8 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
     'daemon.ping': async () => ({ version: VERSION, pid: process.pid }),
     'daemon.status': async () => {
       const counts = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
-      const tasks = await engine.listTasks();
-      for (const t of tasks) counts[t.status]++;
+      for (const [k, n] of Object.entries(engine.taskCounts())) counts[k as TaskStatus] = n;
+      const total = Object.values(counts).reduce((a, b) => a + b, 0);
       const mem = process.memoryUsage();
       return {
         pid: process.pid,
@@ -44,7 +44,7 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
         socket: info.socket,
         uptime_ms: Date.now() - info.startedAt,
         state: engine.lifecycle,
-        tasks_total: tasks.length,
+        tasks_total: total,
         tasks_by_status: counts,
         running_tasks: engine.runningCount,
         queue_depth: engine.queueDepth,

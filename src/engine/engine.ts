@@ -13,6 +13,7 @@ import { SCHEMA_VERSION, TERMINAL_STATUSES, summarize, type StepState, type Task
 import { repairTask, type RepairResult } from '../store/repair.js';
 import { runDoctor, type DoctorReport } from './doctor.js';
 import { Store } from '../store/store.js';
+import { TaskIndex, type IndexScan } from '../store/task-index.js';
 import type { TaskFilter } from '../store/task-store.js';
 import { killLeftoverGroup } from '../steps/process.js';
 import { BUILTIN_DIR, TemplateRegistry, loadTemplateFile } from '../templates/loader.js';
@@ -72,6 +73,7 @@ export class Engine extends EventEmitter {
   private readonly active = new Map<string, Active>();
   private readonly retryTimers = new Set<NodeJS.Timeout>();
   private readonly log: Logger | undefined;
+  readonly index: TaskIndex;
 
   private constructor(store: Store, config: Config, templates: TemplateRegistry, logger: Logger | undefined) {
     super();
@@ -80,6 +82,7 @@ export class Engine extends EventEmitter {
     this.config = config;
     this.templates = templates;
     this.log = logger;
+    this.index = new TaskIndex(store.paths);
     this.scheduler = new Scheduler(config.max_concurrent_tasks, (e) => this.runEntry(e));
   }
 
@@ -108,7 +111,8 @@ export class Engine extends EventEmitter {
   async start(): Promise<RecoveryReport> {
     if (this.state !== 'created') throw new AtlasError('not_allowed', `the engine is ${this.state}`);
     this.state = 'running';
-    return this.recover();
+    const scan = await this.index.load();
+    return this.recover(scan);
   }
 
   // ---- tasks -----------------------------------------------------------------------
@@ -164,8 +168,16 @@ export class Engine extends EventEmitter {
     return this.store.tasks.getTask(assertTaskId(id));
   }
 
+  /** Summaries newest first, from the index (which picks up changes made behind its back). */
   async listTasks(filter: TaskFilter = {}): Promise<TaskSummary[]> {
-    return (await this.store.tasks.listTasks(filter)).map(summarize);
+    if (filter.workspace !== undefined) assertName('workspace', filter.workspace);
+    if (this.state === 'created') await this.index.load();
+    return this.index.list(filter);
+  }
+
+  /** Task counts by status. */
+  taskCounts(): Record<string, number> {
+    return this.index.counts();
   }
 
   /** Re-runs the failed (or interrupted) step as a new attempt. */
@@ -293,6 +305,7 @@ export class Engine extends EventEmitter {
     if (this.active.has(id)) throw new AtlasError('not_allowed', `task ${id} is running; cancel it first`);
     this.store.logs.close(this.store.paths.taskLog(task.workspace, id));
     await this.store.tasks.deleteTask(id);
+    this.index.remove(id, task.workspace);
     this.emit('deleted', id);
   }
 
@@ -356,6 +369,7 @@ export class Engine extends EventEmitter {
     if (timer) clearTimeout(timer);
     this.abortAll();
     await all;
+    await this.index.save().catch((err: unknown) => this.log?.warn({ err: errorData(err) }, 'could not save the task index snapshot'));
     await this.store.close();
     this.state = 'stopped';
   }
@@ -434,6 +448,7 @@ export class Engine extends EventEmitter {
   }
 
   private emitTask(task: TaskRecord): void {
+    this.index.put(task);
     this.emit('task', task);
   }
 
@@ -479,17 +494,20 @@ export class Engine extends EventEmitter {
     }
   }
 
-  private async recover(): Promise<RecoveryReport> {
+  private async recover(scan: IndexScan): Promise<RecoveryReport> {
     const started = performance.now();
-    const report: RecoveryReport = { tasks_seen: 0, requeued: [], rerun: [], paused: [], killed_groups: 0, swept_temp_files: 0, unreadable: [], repaired: [], duration_ms: 0 };
-    const ids = await this.store.tasks.listTaskIds();
+    const report: RecoveryReport = { tasks_seen: scan.tasks, requeued: [], rerun: [], paused: [], killed_groups: 0, swept_temp_files: 0, unreadable: [], repaired: [], duration_ms: 0 };
+    // Only unfinished tasks (and unreadable ones) need recovery; the index found them without reading the rest.
+    const candidates = new Map<string, string>();
+    for (const t of this.index.list({ status: ['pending', 'running'] })) candidates.set(t.id, t.workspace);
+    for (const u of this.index.unreadableTasks()) candidates.set(u.id, u.workspace);
     const toQueue: TaskRecord[] = [];
-    for (const { id, workspace } of ids) {
-      report.tasks_seen++;
+    for (const [id, workspace] of candidates) {
       report.swept_temp_files += (await this.store.tasks.sweep(workspace, id)).length;
       let task: TaskRecord;
       try {
         task = await this.readOrRepair(workspace, id, report);
+        this.index.put(task);
       } catch (err) {
         report.unreadable.push({ id, error: (err as Error).message });
         this.log?.warn({ task: id }, `recovery skipped task ${id}: ${(err as Error).message}`);

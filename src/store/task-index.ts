@@ -1,0 +1,248 @@
+// An in-memory index of task summaries, so listing and filtering 10,000 tasks does not read
+// 10,000 files. The files stay the source of truth:
+//   - each entry remembers the signature (inode, size, mtime, ctime) of the task.json it
+//     came from; an entry whose file changed is re-read;
+//   - each workspace's tasks/ directory is watched by its mtime: when task directories
+//     appear or vanish behind our back (a backup copied in, a directory removed), the next
+//     query rescans that workspace;
+//   - a snapshot is saved in cache/task-index.json so a restart only stats files instead of
+//     reading them; a missing or damaged snapshot just means a full scan.
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { ensureDir, writeFileDurable } from './atomic.js';
+import { isValidName, isValidTaskId } from './names.js';
+import type { HomePaths } from './paths.js';
+import { summarize, type TaskRecord, type TaskStatus, type TaskSummary } from './records.js';
+import { decodeTask } from './task-codec.js';
+import { compareIds, type TaskFilter } from './task-store.js';
+
+const SNAPSHOT_VERSION = 1;
+
+interface Entry {
+  summary: TaskSummary;
+  sig: string;
+}
+
+export interface IndexScan {
+  tasks: number;
+  read: number;
+  unreadable: Array<{ id: string; workspace: string; error: string }>;
+  duration_ms: number;
+}
+
+function sigOf(st: fs.Stats): string {
+  return `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
+
+export class TaskIndex {
+  private readonly entries = new Map<string, Entry>();
+  /** Ids newest first; rebuilt lazily after changes. */
+  private order: string[] | undefined;
+  /** tasks/ directory mtime per workspace, as of the last scan. */
+  private readonly dirStamp = new Map<string, number>();
+  private readonly unreadable = new Map<string, { workspace: string; error: string }>();
+  private dirty = false;
+
+  constructor(private readonly paths: HomePaths) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get snapshotFile(): string {
+    return path.join(this.paths.root, 'cache', 'task-index.json');
+  }
+
+  /** Loads the snapshot (if any) and reconciles it with the disk. */
+  async load(): Promise<IndexScan> {
+    const started = performance.now();
+    const cached = new Map<string, Entry>();
+    try {
+      const snap = JSON.parse(await fsp.readFile(this.snapshotFile, 'utf8')) as { version: number; entries: Array<[string, Entry]> };
+      if (snap.version === SNAPSHOT_VERSION && Array.isArray(snap.entries)) for (const [id, e] of snap.entries) cached.set(id, e);
+    } catch {
+      // no snapshot or a damaged one: scan everything
+    }
+    const scan = { tasks: 0, read: 0 };
+    for (const ws of this.workspaceNames()) this.scanWorkspace(ws, cached, scan);
+    this.order = undefined;
+    this.dirty = true;
+    return {
+      tasks: scan.tasks,
+      read: scan.read,
+      unreadable: [...this.unreadable].map(([id, u]) => ({ id, ...u })),
+      duration_ms: Math.round(performance.now() - started),
+    };
+  }
+
+  /** Saves the snapshot so the next start need not read every task. */
+  async save(): Promise<void> {
+    if (!this.dirty) return;
+    this.dirty = false;
+    await ensureDir(path.dirname(this.snapshotFile));
+    await writeFileDurable(this.snapshotFile, JSON.stringify({ version: SNAPSHOT_VERSION, entries: [...this.entries] }));
+  }
+
+  /** Records a task as just written by this process. */
+  put(task: TaskRecord): void {
+    const file = this.paths.taskFile(task.workspace, task.id);
+    let sig = '';
+    try {
+      sig = sigOf(fs.statSync(file));
+    } catch {
+      // vanished: the next scan settles it
+    }
+    if (!this.entries.has(task.id)) {
+      this.order = undefined;
+      this.noteOwnDirChange(task.workspace);
+    }
+    this.entries.set(task.id, { summary: summarize(task), sig });
+    this.unreadable.delete(task.id);
+    this.dirty = true;
+  }
+
+  remove(id: string, workspace: string): void {
+    if (this.entries.delete(id)) this.order = undefined;
+    this.unreadable.delete(id);
+    this.noteOwnDirChange(workspace);
+    this.dirty = true;
+  }
+
+  /** Ids whose task.json could not be read at the last scan. */
+  unreadableTasks(): Array<{ id: string; workspace: string; error: string }> {
+    return [...this.unreadable].map(([id, u]) => ({ id, ...u }));
+  }
+
+  /** Summaries newest first, after picking up any change made behind our back. */
+  list(filter: TaskFilter = {}): TaskSummary[] {
+    this.refresh(filter.workspace);
+    const statuses = filter.status === undefined ? undefined : new Set<TaskStatus>(Array.isArray(filter.status) ? filter.status : [filter.status]);
+    const out: TaskSummary[] = [];
+    for (const id of this.ordered()) {
+      const s = this.entries.get(id)?.summary;
+      if (!s) continue;
+      if (filter.workspace !== undefined && s.workspace !== filter.workspace) continue;
+      if (statuses && !statuses.has(s.status)) continue;
+      if (filter.template !== undefined && s.template !== filter.template) continue;
+      out.push(s);
+      if (filter.limit !== undefined && out.length >= filter.limit) break;
+    }
+    return out;
+  }
+
+  counts(): Record<string, number> {
+    this.refresh();
+    const out: Record<string, number> = {};
+    for (const { summary } of this.entries.values()) out[summary.status] = (out[summary.status] ?? 0) + 1;
+    return out;
+  }
+
+  /** Rescans workspaces whose tasks/ directory changed since we last looked. */
+  refresh(workspace?: string): void {
+    const names = workspace !== undefined ? [workspace] : this.workspaceNames();
+    for (const ws of names) {
+      let stamp: number;
+      try {
+        stamp = fs.statSync(this.paths.tasksDir(ws)).mtimeMs;
+      } catch {
+        stamp = -1;
+      }
+      if (this.dirStamp.get(ws) !== stamp) this.scanWorkspace(ws, undefined, { tasks: 0, read: 0 });
+    }
+    if (workspace === undefined) {
+      // Workspaces removed wholesale.
+      const present = new Set(names);
+      for (const [id, e] of this.entries) {
+        if (!present.has(e.summary.workspace)) {
+          this.entries.delete(id);
+          this.order = undefined;
+        }
+      }
+    }
+  }
+
+  private workspaceNames(): string[] {
+    try {
+      return fs.readdirSync(this.paths.workspacesDir).filter(isValidName);
+    } catch {
+      return [];
+    }
+  }
+
+  private noteOwnDirChange(ws: string): void {
+    // Our own create/delete changed the directory: remember its new mtime so it does not
+    // look like an outside change, unless it was already out of date.
+    try {
+      const prev = this.dirStamp.get(ws);
+      if (prev !== undefined) this.dirStamp.set(ws, fs.statSync(this.paths.tasksDir(ws)).mtimeMs);
+    } catch {
+      this.dirStamp.delete(ws);
+    }
+  }
+
+  private scanWorkspace(ws: string, cached: Map<string, Entry> | undefined, scan: { tasks: number; read: number }): void {
+    const dir = this.paths.tasksDir(ws);
+    let stamp = -1;
+    let ids: string[] = [];
+    try {
+      stamp = fs.statSync(dir).mtimeMs;
+      ids = fs.readdirSync(dir).filter(isValidTaskId);
+    } catch {
+      // no tasks directory
+    }
+    const present = new Set(ids);
+    for (const [id, e] of this.entries) {
+      if (e.summary.workspace === ws && !present.has(id)) {
+        this.entries.delete(id);
+        this.order = undefined;
+      }
+    }
+    for (const id of ids) {
+      scan.tasks++;
+      const file = this.paths.taskFile(ws, id);
+      let st: fs.Stats;
+      try {
+        st = fs.statSync(file);
+      } catch {
+        this.markUnreadable(id, ws, `${file} is missing`);
+        continue;
+      }
+      const sig = sigOf(st);
+      const known = this.entries.get(id) ?? cached?.get(id);
+      if (known && known.sig === sig && known.summary.workspace === ws) {
+        if (!this.entries.has(id)) this.order = undefined;
+        this.entries.set(id, known);
+        continue;
+      }
+      scan.read++;
+      try {
+        const task = decodeTask(fs.readFileSync(file, 'utf8'), file);
+        if (!this.entries.has(id)) this.order = undefined;
+        this.entries.set(id, { summary: summarize(task), sig });
+        this.unreadable.delete(id);
+      } catch (err) {
+        this.markUnreadable(id, ws, (err as Error).message);
+        // List it as its previous checkpoint says, until it is repaired.
+        try {
+          const bak = decodeTask(fs.readFileSync(this.paths.taskBackup(ws, id), 'utf8'), file);
+          if (!this.entries.has(id)) this.order = undefined;
+          this.entries.set(id, { summary: summarize(bak), sig });
+        } catch {
+          if (this.entries.delete(id)) this.order = undefined;
+        }
+      }
+    }
+    this.dirStamp.set(ws, stamp);
+    this.dirty = true;
+  }
+
+  private markUnreadable(id: string, ws: string, error: string): void {
+    this.unreadable.set(id, { workspace: ws, error });
+  }
+
+  private ordered(): string[] {
+    this.order ??= [...this.entries.keys()].sort((a, b) => compareIds(b, a));
+    return this.order;
+  }
+}
