@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Argv } from 'yargs';
-import { AtlasClient, CLI_MAIN, startDaemon } from '../client/client.js';
+import { AtlasClient, DAEMON_MAIN, DAEMON_NODE_FLAGS, startDaemon } from '../client/client.js';
 import { AlreadyRunningError, runDaemon } from '../daemon/daemon.js';
 import { AtlasError } from '../errors.js';
 import { parseDuration } from '../templates/schema.js';
@@ -169,7 +169,7 @@ function installService(args: GlobalArgs & { print: boolean }): void {
 <dict>
   <key>Label</key><string>${label}</string>
   <key>ProgramArguments</key>
-  <array><string>${node}</string><string>${CLI_MAIN}</string><string>daemon</string><string>run</string><string>--quiet</string><string>--home</string><string>${home}</string></array>
+  <array><string>${node}</string>${DAEMON_NODE_FLAGS.map((f) => `<string>${f}</string>`).join('')}<string>${DAEMON_MAIN}</string><string>--quiet</string><string>--home</string><string>${home}</string></array>
   <key>RunAtLoad</key><true/>
   <key>KeepAlive</key><dict><key>SuccessfulExit</key><false/></dict>
 </dict>
@@ -184,7 +184,7 @@ Description=atlas task daemon (${home})
 
 [Service]
 Type=simple
-ExecStart=${node} ${CLI_MAIN} daemon run --quiet --home ${home}
+ExecStart=${node} ${DAEMON_NODE_FLAGS.join(' ')} ${DAEMON_MAIN} --quiet --home ${home}
 Restart=on-failure
 RestartSec=2
 KillSignal=SIGTERM

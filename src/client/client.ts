@@ -124,8 +124,12 @@ function unreachable(socketPath: string, err: unknown): AtlasError {
   return new AtlasError('daemon_unreachable', why, { cause: err, details: { socket: socketPath, errno: code } });
 }
 
-/** The CLI entry point, for starting a detached daemon. */
+/** The CLI entry point. */
 export const CLI_MAIN = path.resolve(fileURLToPath(new URL('../cli/main.js', import.meta.url)));
+/** The daemon's own entry point (no CLI parser loaded). */
+export const DAEMON_MAIN = path.resolve(fileURLToPath(new URL('../daemon/main.js', import.meta.url)));
+/** V8 settings for the daemon: a small young generation keeps a long-lived process's memory low. */
+export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=2'];
 
 /**
  * Starts a detached daemon for `home` and resolves once it answers a ping, with its pid.
@@ -143,7 +147,7 @@ export async function startDaemon(home: string, options: { timeoutMs?: number } 
   } catch (err) {
     if (!(err instanceof AtlasError && err.code === 'daemon_unreachable')) throw err;
   }
-  const child = spawn(process.execPath, [CLI_MAIN, 'daemon', 'run', '--home', home, '--quiet'], {
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, DAEMON_MAIN, '--home', home, '--quiet'], {
     detached: true,
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, ATLAS_HOME: home },

@@ -1,13 +1,17 @@
 // Running one task: its steps in order, with the checkpoint protocol.
 //
-// Per attempt, the durable writes are:
+// Per attempt, the writes are:
 //   1. before any side effect: the attempt number, and the pid/pgid/start time of the
-//      step's process (the process is spawned gated and only let run after this write); a
-//      wait or ci step's deadline the same way. Steps with neither write nothing here.
+//      step's process (the process is spawned gated and only let run after this write).
+//      This one is atomic but not fsynced: it exists so that recovery after a crash of the
+//      daemon can kill the leftover process tree, and a power cut leaves no process to kill
+//      (the step then runs again from the last durable checkpoint). A wait or ci step's
+//      deadline is written durably. Steps with neither write nothing here.
 //   2. after it: the attempt's result, the step's new status, the next step and any status
 //      change, in one checkpoint, while the log records of the attempt are fsynced
 //      concurrently. The step counts as finished only once both are on disk.
-// So a shell step costs two checkpoints and a zero wait one.
+// So a shell step costs one fsynced checkpoint plus one atomic rename, and a zero wait one
+// fsynced checkpoint.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config/config.js';
@@ -50,9 +54,12 @@ export type RunEnd = 'settled' | 'stopped';
 
 export async function runTask(task: TaskRecord, rc: RunContext): Promise<RunEnd> {
   const { store } = rc;
-  const checkpoint = async (logSync = false) => {
+  // logSync: the attempt's log records are made durable with the checkpoint (a step's end).
+  // durable false: the pre-spawn record, which only has to outlive a crash of this process
+  // (a power cut takes the step's processes with it; the step then simply runs again).
+  const checkpoint = async (logSync = false, durable = true) => {
     if (logSync) await Promise.all([store.tasks.checkpoint(task), store.syncLog(task.workspace, task.id)]);
-    else await store.tasks.checkpoint(task);
+    else await store.tasks.checkpoint(task, { durable });
     rc.hooks.onCheckpoint(task);
   };
   const log = (record: Record<string, unknown> & { event: string }) => {
@@ -90,7 +97,7 @@ export async function runTask(task: TaskRecord, rc: RunContext): Promise<RunEnd>
   return 'settled';
 }
 
-type Checkpoint = (logSync?: boolean) => Promise<void>;
+type Checkpoint = (logSync?: boolean, durable?: boolean) => Promise<void>;
 type Log = (record: Record<string, unknown> & { event: string }) => void;
 
 async function stopped(task: TaskRecord, rc: RunContext, checkpoint: Checkpoint, log: Log): Promise<RunEnd> {
@@ -280,7 +287,7 @@ function makeContext(
     output,
     async recordProcess(proc) {
       step.process = proc;
-      await checkpoint();
+      await checkpoint(false, false);
     },
     async recordDeadline(deadline) {
       if (step.deadline) return new Date(step.deadline);
@@ -319,26 +326,27 @@ class AttemptOutput {
   write(stream: StreamName, text: string): void {
     this.tail.write(stream, text);
     const cap = this.rc.config.output_cap;
-    if (this.bytes >= cap) {
-      this.bytes += Buffer.byteLength(text);
+    const len = Buffer.byteLength(text);
+    if (this.truncated) {
+      this.bytes += len;
       return;
     }
     let chunk = text;
-    const len = Buffer.byteLength(text);
+    // The first byte past the cap cuts, also when the output before it filled the cap exactly.
     if (this.bytes + len > cap) {
       chunk = Buffer.from(text).subarray(0, cap - this.bytes).toString('utf8');
       this.truncated = true;
     }
     this.bytes += len;
     try {
-      this.log({ event: 'output', step: this.step.name, step_index: this.index, attempt: this.attempt, stream, text: chunk });
+      if (chunk) this.log({ event: 'output', step: this.step.name, step_index: this.index, attempt: this.attempt, stream, text: chunk });
       if (this.truncated) {
         this.log({ event: 'output_truncated', step: this.step.name, attempt: this.attempt, cap_bytes: cap, message: `output past ${cap} bytes was cut; the step goes on` });
       }
     } catch (err) {
       this.failure ??= err;
     }
-    this.toArtifact(chunk);
+    if (chunk) this.toArtifact(chunk);
     if (this.truncated) this.toArtifact(`\n[atlas: output truncated at ${cap} bytes]\n`);
   }
 

@@ -53,6 +53,12 @@ export interface DurableWriteOptions {
   mode?: number;
   /** Skip the directory fsync (callers that sync the directory themselves). */
   skipDirSync?: boolean;
+  /**
+   * false: atomic but not synced (no fsync of file or directory). Survives the writer's
+   * crash (the kernel has the data) but not a power cut; the previous durable version stays
+   * reachable through `backup` and the log. Default true.
+   */
+  durable?: boolean;
 }
 
 /** Writes `data` to `file` so that after it resolves the new content is durable, and at
@@ -64,7 +70,7 @@ export async function writeFileDurable(file: string, data: string | Uint8Array, 
   try {
     fh = await fsp.open(tmp, 'wx', options.mode ?? FILE_MODE);
     await fh.writeFile(bytes);
-    await fh.sync();
+    if (options.durable !== false) await fh.sync();
     const { size } = await fh.stat();
     if (size !== bytes.length) {
       throw new AtlasError('storage', `short write to ${tmp}: ${size} of ${bytes.length} bytes (is the disk full?)`, { retryable: true });
@@ -79,7 +85,7 @@ export async function writeFileDurable(file: string, data: string | Uint8Array, 
     await fsp.unlink(tmp).catch(() => undefined);
     throw storageError('write', file, err);
   }
-  if (!options.skipDirSync) await fsyncDir(path.dirname(file));
+  if (!options.skipDirSync && options.durable !== false) await fsyncDir(path.dirname(file));
 }
 
 async function replaceBackup(file: string, backup: string): Promise<void> {

@@ -176,19 +176,21 @@ export class TaskStore {
    * The checkpoint: durably replaces task.json with `task` at revision + 1 and keeps the
    * previous file as task.json.bak. `task.revision` must be the revision on disk; a file
    * changed behind the caller's back gives a conflict. On success `task.revision` grows by one.
+   * With `durable: false` the replace is atomic but not fsynced: it survives a crash of this
+   * process, not a power cut (then task.json.bak or the log has the previous durable state).
    */
-  async checkpoint(task: TaskRecord): Promise<void> {
+  async checkpoint(task: TaskRecord, options: { durable?: boolean } = {}): Promise<void> {
     const lease = this.leases.get(task.id);
     if (lease) {
       if (lease.compromised) {
         throw new AtlasError('conflict', `lost the lock on task ${task.id} (another process may have taken it); not writing`, { details: { id: task.id } });
       }
-      await this.writeChecked(task);
+      await this.writeChecked(task, options.durable);
       return;
     }
     const lock = await lockTaskDir(this.paths.taskDir(task.workspace, task.id));
     try {
-      await this.writeChecked(task);
+      await this.writeChecked(task, options.durable);
     } finally {
       await lock.release();
     }
@@ -210,7 +212,7 @@ export class TaskStore {
     }
   }
 
-  private async writeChecked(task: TaskRecord): Promise<void> {
+  private async writeChecked(task: TaskRecord, durable = true): Promise<void> {
     const file = this.paths.taskFile(task.workspace, task.id);
     const expected = task.revision;
     const known = this.written.get(task.id);
@@ -237,7 +239,7 @@ export class TaskStore {
       }
     }
     const next = { ...task, revision: expected + 1 };
-    await writeFileDurable(file, encodeTask(next), { backup: this.paths.taskBackup(task.workspace, task.id) });
+    await writeFileDurable(file, encodeTask(next), { backup: this.paths.taskBackup(task.workspace, task.id), durable });
     task.revision = expected + 1;
     await this.remember(task);
   }

@@ -1,6 +1,10 @@
 // Process identity: a pid alone can be reused after its process exits, so we pair it with
 // the kernel's record of when the process started (Linux /proc/<pid>/stat field 22, in
 // clock ticks since boot). Where /proc is missing we fall back to the pid alone.
+//
+// A zombie (exited, not yet reaped) counts as dead: it runs nothing and no signal reaches
+// it. An orphaned step process is reaped by init, which in a container may be slow or never
+// happen; counting its zombie as alive made recovery wait out the kill grace for nothing.
 import fs from 'node:fs';
 import { errnoCode } from '../errors.js';
 
@@ -20,10 +24,25 @@ export function pidAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return errnoCode(err) === 'EPERM';
   }
+  return !isZombie(pid);
+}
+
+/** The fields of /proc/<pid>/stat after the command name: [state, ppid, pgrp, ...]. */
+function statFields(pid: number | string): string[] | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+function isZombie(pid: number): boolean {
+  const state = statFields(pid)?.[0];
+  return state === 'Z' || state === 'X';
 }
 
 /** True when `pid` is alive and is the same process that was recorded with `startTicks`. */
@@ -34,15 +53,30 @@ export function sameProcessAlive(pid: number, startTicks: number | null): boolea
   return now === null || now === startTicks;
 }
 
-/** True while any process of the group is alive. */
+/** True while any process of the group is alive (zombies aside). */
 export function processGroupAlive(pgid: number): boolean {
   if (!Number.isInteger(pgid) || pgid <= 1) return false;
   try {
     process.kill(-pgid, 0);
-    return true;
   } catch (err) {
     return errnoCode(err) === 'EPERM';
   }
+  // Something of the group exists: a live member, or only zombies.
+  let pids: string[];
+  try {
+    pids = fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n));
+  } catch {
+    return true;
+  }
+  let seen = false;
+  for (const p of pids) {
+    const f = statFields(p);
+    if (!f || Number(f[2]) !== pgid) continue;
+    seen = true;
+    if (f[0] !== 'Z' && f[0] !== 'X') return true;
+  }
+  // No member found at all: /proc may not show it (another pid namespace); trust kill().
+  return !seen;
 }
 
 export function killGroup(pgid: number, signal: NodeJS.Signals): boolean {
