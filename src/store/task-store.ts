@@ -75,8 +75,12 @@ export class TaskStore {
     for (let n = 1; ; n++) {
       const id = n === 1 ? base : `${base}-${n}`;
       if (this.reservedIds.has(id)) continue;
-      if ((await this.locate(id)) !== undefined) continue;
+      // Reserve before the first await, so concurrent callers in this process never pick the same id.
       this.reservedIds.add(id);
+      if ((await this.locate(id)) !== undefined) {
+        this.reservedIds.delete(id);
+        continue;
+      }
       return id;
     }
   }
@@ -349,6 +353,12 @@ export class TaskStore {
   isTerminal(task: TaskRecord): boolean {
     return TERMINAL_STATUSES.has(task.status);
   }
+}
+
+/** A string that sorts like compareIds: the suffix zero-padded (task-...-2 before task-...-10). */
+export function idSortKey(id: string): string {
+  const [base, suffix = '1'] = splitId(id);
+  return `${base}-${suffix.padStart(6, '0')}`;
 }
 
 /** Ids sort by time, then by their numeric suffix. */
