@@ -120,15 +120,57 @@ export class TaskIndex {
     const statuses = filter.status === undefined ? undefined : new Set<TaskStatus>(Array.isArray(filter.status) ? filter.status : [filter.status]);
     const out: TaskSummary[] = [];
     for (const id of this.ordered()) {
-      const s = this.entries.get(id)?.summary;
-      if (!s) continue;
-      if (filter.workspace !== undefined && s.workspace !== filter.workspace) continue;
-      if (statuses && !statuses.has(s.status)) continue;
-      if (filter.template !== undefined && s.template !== filter.template) continue;
+      const matches = (s: TaskSummary) =>
+        (filter.workspace === undefined || s.workspace === filter.workspace) &&
+        (!statuses || statuses.has(s.status)) &&
+        (filter.template === undefined || s.template === filter.template);
+      const cached = this.entries.get(id)?.summary;
+      if (!cached || !matches(cached)) continue;
+      // What is returned is checked against its file (one stat): a task.json replaced in place
+      // behind our back (a backup copied over it) is re-read before it is shown. Changes that
+      // make a task newly match a filter are caught by revalidateAll().
+      const s = this.verified(id);
+      if (!s || !matches(s)) continue;
       out.push(s);
       if (filter.limit !== undefined && out.length >= filter.limit) break;
     }
     return out;
+  }
+
+  /** The entry's summary, re-read first if its task.json changed since it was indexed. */
+  private verified(id: string): TaskSummary | undefined {
+    const e = this.entries.get(id);
+    if (!e) return undefined;
+    const { workspace } = e.summary;
+    const file = this.paths.taskFile(workspace, id);
+    let sig: string;
+    try {
+      sig = sigOf(fs.statSync(file));
+    } catch {
+      return e.summary; // being replaced, or gone: the directory scan settles it
+    }
+    if (sig === e.sig) return e.summary;
+    try {
+      const task = decodeTask(fs.readFileSync(file, 'utf8'), file);
+      const fresh = { summary: summarize(task), sig };
+      this.entries.set(id, fresh);
+      this.dirty = true;
+      return fresh.summary;
+    } catch {
+      return e.summary;
+    }
+  }
+
+  /** Re-checks every entry against its file: picks up in-place changes the directory mtimes cannot show. */
+  revalidateAll(): number {
+    let changed = 0;
+    for (const [id, e] of [...this.entries]) {
+      const before = e.sig;
+      this.verified(id);
+      if (this.entries.get(id)?.sig !== before) changed++;
+    }
+    this.refresh();
+    return changed;
   }
 
   counts(): Record<string, number> {
