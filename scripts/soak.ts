@@ -17,8 +17,18 @@ if (!Number.isInteger(iterations) || iterations < 1) {
 const verbose = process.argv.includes('--verbose') || process.env['SOAK_VERBOSE'] === '1';
 
 const started = Date.now();
-process.stderr.write(`soak: ${iterations} crashes; progress every 50\n`);
+process.stderr.write(`soak: ${iterations} crashes; progress every 50; Ctrl-C stops early and still checks and reports\n`);
+// A first signal ends the loop (its daemon and steps are then stopped and checked); a second one exits.
+const stop = new AbortController();
+const onSignal = () => {
+  if (stop.signal.aborted) process.exit(130);
+  process.stderr.write('soak: stopping after this crash; signal again to quit at once\n');
+  stop.abort();
+};
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
 const stats = await runKillLoop({
+  signal: stop.signal,
   crashes: iterations,
   // Keep the home small: a batch of tasks is replaced as it completes.
   openTasks: 4,
@@ -39,7 +49,7 @@ const bad = {
   interrupted_steps_not_rerun: stats.interrupted_steps_not_rerun,
   leftover_temp_files: stats.leftover_temp_files,
   orphans: stats.orphans,
-  other_problems: stats.problems.length - 0,
+  other_problems: stats.problems.length,
 };
 const lines = [
   `crashes                     ${stats.crashes} (${stats.startup_crashes} while starting)`,
@@ -50,6 +60,7 @@ const lines = [
   `attempts run twice          ${stats.duplicate_attempts}`,
   `interrupted steps           ${stats.interrupted_steps_seen} seen at crashes; re-run ${stats.interrupted_steps_rerun}, not re-run ${stats.interrupted_steps_not_rerun}`,
   `temp files left             ${stats.leftover_temp_files}`,
+  `leftover trees killed       ${stats.leftover_groups_killed} (by recovery, before re-running their steps)`,
   `orphans                     ${stats.orphans}`,
   `recovery (restart->answer)  p50 ${percentile(rec, 50)} ms, p99 ${percentile(rec, 99)} ms, max ${rec.at(-1) ?? 0} ms (${rec.length} restarts)`,
   `first step resumed          p50 ${percentile(res, 50)} ms, p99 ${percentile(res, 99)} ms (${res.length} restarts)`,

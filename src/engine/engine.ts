@@ -13,8 +13,9 @@ import { SCHEMA_VERSION, TERMINAL_STATUSES, summarize, type StepState, type Task
 import { repairTask, type RepairResult } from '../store/repair.js';
 import { runDoctor, type DoctorReport } from './doctor.js';
 import { Store } from '../store/store.js';
+import type { LogRecord } from '../store/task-log.js';
 import { TaskIndex, type IndexScan } from '../store/task-index.js';
-import type { TaskFilter } from '../store/task-store.js';
+import { compareIds, idSortKey, type TaskFilter } from '../store/task-store.js';
 import { killLeftoverGroup } from '../steps/process.js';
 import { BUILTIN_DIR, TemplateRegistry, loadTemplateFile } from '../templates/loader.js';
 import type { Template } from '../templates/schema.js';
@@ -72,7 +73,10 @@ export class Engine extends EventEmitter {
   private readonly scheduler: Scheduler;
   private readonly active = new Map<string, Active>();
   private readonly retryTimers = new Set<NodeJS.Timeout>();
+  private revalidateTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger | undefined;
+  /** The background sweep of idle tasks' temp files started by recovery. */
+  private sweeping: Promise<void> | undefined;
   readonly index: TaskIndex;
 
   private constructor(store: Store, config: Config, templates: TemplateRegistry, logger: Logger | undefined) {
@@ -112,7 +116,11 @@ export class Engine extends EventEmitter {
     if (this.state !== 'created') throw new AtlasError('not_allowed', `the engine is ${this.state}`);
     this.state = 'running';
     const scan = await this.index.load();
-    return this.recover(scan);
+    const report = await this.recover(scan);
+    // In-place edits of task.json behind our back (no directory change to notice) are picked up here.
+    this.revalidateTimer = setInterval(() => this.index.revalidateAll(), 60_000);
+    this.revalidateTimer.unref();
+    return report;
   }
 
   // ---- tasks -----------------------------------------------------------------------
@@ -158,7 +166,7 @@ export class Engine extends EventEmitter {
       env: template.env,
     };
     await this.store.tasks.createTask(task);
-    this.store.appendLog(task.workspace, task.id, { event: 'task_created', task });
+    this.logCommitted(task.workspace, task.id, { event: 'task_created', task });
     this.emitTask(task);
     this.enqueue(task);
     return task;
@@ -211,7 +219,7 @@ export class Engine extends EventEmitter {
       t.current_step++;
       transition(t, 'pending', `step ${step.name} approved`);
     });
-    this.store.appendLog(task.workspace, task.id, { event: 'approved', step: task.steps[task.current_step - 1]?.name });
+    this.logCommitted(task.workspace, task.id, { event: 'approved', step: task.steps[task.current_step - 1]?.name });
     this.enqueue(task);
     return task;
   }
@@ -250,7 +258,7 @@ export class Engine extends EventEmitter {
       t.current_step = from;
       transition(t, 'pending', `rejected (${reason}); running again from step ${retryFrom}`);
     });
-    this.store.appendLog(task.workspace, task.id, { event: 'rejected', reason, retry_from: retryFrom ?? null });
+    this.logCommitted(task.workspace, task.id, { event: 'rejected', reason, retry_from: retryFrom ?? null });
     if (task.status === 'pending') this.enqueue(task);
     return task;
   }
@@ -360,6 +368,7 @@ export class Engine extends EventEmitter {
     }
     this.state = 'draining';
     this.scheduler.pause();
+    if (this.revalidateTimer) clearInterval(this.revalidateTimer);
     for (const t of this.retryTimers) clearTimeout(t);
     this.retryTimers.clear();
     const all = Promise.all([...this.active.values()].map((a) => a.done));
@@ -369,6 +378,7 @@ export class Engine extends EventEmitter {
     if (timer) clearTimeout(timer);
     this.abortAll();
     await all;
+    await this.sweeping;
     await this.index.save().catch((err: unknown) => this.log?.warn({ err: errorData(err) }, 'could not save the task index snapshot'));
     await this.store.close();
     this.state = 'stopped';
@@ -438,13 +448,26 @@ export class Engine extends EventEmitter {
   /** Logs the status changes an update made outside a runner (a runner logs its own). */
   private logTransitions(task: TaskRecord, since: number): void {
     for (const tr of task.transitions.slice(since)) {
-      this.store.appendLog(task.workspace, task.id, { event: 'transition', from_status: tr.from_status, to_status: tr.to_status, reason: tr.reason });
+      this.logCommitted(task.workspace, task.id, { event: 'transition', from_status: tr.from_status, to_status: tr.to_status, reason: tr.reason });
+    }
+  }
+
+  /**
+   * Logs a change already checkpointed in task.json. The change stands whether or not its log
+   * record can be written (out of file descriptors, a full disk): failing the request would
+   * leave a created or approved task that nothing queues, and a client that retries it.
+   */
+  private logCommitted(ws: string, id: string, record: LogRecord): void {
+    try {
+      this.store.appendLog(ws, id, record);
+    } catch (err) {
+      this.log?.warn({ task: id, event: record.event, err: errorData(err) }, `task ${id}: could not log ${record.event}: ${(err as Error).message}`);
     }
   }
 
   private enqueue(task: TaskRecord): void {
     if (this.state !== 'running') return;
-    this.scheduler.enqueue({ id: task.id, workspace: task.workspace, priority: task.priority, order: `${task.created_at}|${task.id}` });
+    this.scheduler.enqueue({ id: task.id, workspace: task.workspace, priority: task.priority, order: `${task.created_at}|${idSortKey(task.id)}` });
   }
 
   private emitTask(task: TaskRecord): void {
@@ -564,11 +587,25 @@ export class Engine extends EventEmitter {
       toQueue.push(task);
     }
     // Queue in the original order; the scheduler applies priority on top.
-    toQueue.sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : 1));
+    toQueue.sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : compareIds(a.id, b.id)));
     for (const t of toQueue) this.enqueue(t);
+    // A killed writer can leave temp files in tasks recovery had no reason to read too (an
+    // approve or a repair cut off mid-write): those are swept in the background, so a large
+    // home does not delay the start.
+    const rest = this.index.list({}).filter((t) => !candidates.has(t.id));
+    this.sweeping = this.sweepIdle(rest);
     report.duration_ms = Math.round(performance.now() - started);
     this.log?.info({ recovery: { ...report, requeued: report.requeued.length, rerun: report.rerun.length } }, 'recovery finished');
     return report;
+  }
+
+  private async sweepIdle(tasks: Array<{ id: string; workspace: string }>): Promise<void> {
+    let swept = 0;
+    for (const t of tasks) {
+      if (this.state !== 'running') break;
+      swept += (await this.store.tasks.sweep(t.workspace, t.id).catch(() => [])).length;
+    }
+    if (swept) this.log?.info({ swept_temp_files: swept }, `swept ${swept} temp file(s) left by dead writers in idle tasks`);
   }
 
   /** Reads a task for recovery; an unreadable checkpoint is restored from task.json.bak, rebuilt from task.log, or quarantined. */

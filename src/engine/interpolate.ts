@@ -5,7 +5,9 @@
 // quoted to suit where it sits ("${V}" outside quotes, ${V} inside "...", '"${V}"' inside
 // '...'). The shell never parses the result of an expansion, so no input can inject shell
 // syntax wherever the template puts the reference: inside double quotes, in a heredoc or a
-// $(...), where quoting the value itself would not hold.
+// $(...), where quoting the value itself would not hold. (A string that a second shell runs,
+// as in sh -c '... {{ inputs.x }} ...', gets the value from the first shell and parses it
+// again: there, write "$ATLAS_INPUT_X" so that the second shell expands it.)
 import type { TaskRecord } from '../store/records.js';
 
 const REF = /\{\{\s*(inputs|task)\.([A-Za-z0-9_]+)\s*\}\}/g;

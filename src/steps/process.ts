@@ -12,8 +12,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { StringDecoder } from 'node:string_decoder';
 import treeKill from 'tree-kill';
+import { errnoCode, storageError } from '../errors.js';
 import type { StepProcess } from '../store/records.js';
-import { killGroup, processGroupAlive, processStartTicks } from '../util/proc.js';
+import { fdHeadroom, killGroup, processGroupAlive, processStartTicks } from '../util/proc.js';
 
 const GATE = 'IFS= read -r __atlas_go <&3 || exit 125; exec 3<&-; unset __atlas_go; __atlas_cmd=$1; shift; eval "$__atlas_cmd"';
 
@@ -47,8 +48,20 @@ export interface RunResult {
   spawnError?: string;
 }
 
+/** Descriptors a spawn needs free: three pipe pairs, plus what the child needs to exec. */
+const SPAWN_FD_RESERVE = 16;
+
+function outOfDescriptors(cwd: string): Error {
+  const err = Object.assign(new Error('too few file descriptors left to start a process'), { code: 'EMFILE' });
+  return storageError('start a process in', cwd, err);
+}
+
 export async function runProcess(opts: RunOptions): Promise<RunResult> {
   const started = performance.now();
+  // A spawn that runs out of descriptors halfway leaks the pipes Node had already made (three
+  // per failure, never closed): under a low `ulimit -n` that ends with no descriptor left at
+  // all. So refuse before spawning; the engine retries the task from its checkpoint.
+  if ((fdHeadroom() ?? Infinity) < SPAWN_FD_RESERVE) throw outOfDescriptors(opts.cwd);
   const child = spawn('/bin/sh', ['-c', GATE, 'atlas-step', opts.command], {
     cwd: opts.cwd,
     env: opts.env,
@@ -60,6 +73,10 @@ export async function runProcess(opts: RunOptions): Promise<RunResult> {
     child.once('error', (err) => resolve(err));
   });
   if (spawned || child.pid === undefined) {
+    // Out of file descriptors or processes: nothing ran, and trying again later can work. A
+    // storage error makes the engine retry the task from its checkpoint instead of failing it.
+    const code = errnoCode(spawned);
+    if (code === 'EMFILE' || code === 'ENFILE' || code === 'EAGAIN' || code === 'ENOMEM') throw storageError('start a process in', opts.cwd, spawned);
     return { exitCode: null, signal: null, timedOut: false, canceled: false, durationMs: performance.now() - started, spawnError: spawned?.message ?? 'spawn failed' };
   }
   const pid = child.pid;
@@ -154,18 +171,35 @@ function waitForExit(child: ChildProcess, output: OutputSink | undefined): Promi
 
 /** SIGTERM to the group and tree, then SIGKILL after `graceMs`; resolves when the group is gone. */
 export async function stopTree(pid: number, graceMs: number, exited?: Promise<unknown>): Promise<void> {
+  // The tree walk first, while the leader lives: once it dies, a descendant that left the
+  // group is reparented to init and no walk from `pid` can find it any more.
+  await walkAndKill(pid, 'SIGTERM');
   killGroup(pid, 'SIGTERM');
-  await new Promise<void>((r) => treeKill(pid, 'SIGTERM', () => r()));
   const deadline = performance.now() + graceMs;
   while (processGroupAlive(pid) && performance.now() < deadline) await sleep(25);
   if (processGroupAlive(pid)) {
+    await walkAndKill(pid, 'SIGKILL');
     killGroup(pid, 'SIGKILL');
-    await new Promise<void>((r) => treeKill(pid, 'SIGKILL', () => r()));
   }
   if (exited) await exited;
   // A killed group can take a moment to be reaped; wait for it, within reason.
   const reapDeadline = performance.now() + 5000;
   while (processGroupAlive(pid) && performance.now() < reapDeadline) await sleep(10);
+}
+
+/**
+ * tree-kill walks the tree with `ps`: without descriptors to spare that spawn fails (its
+ * callback then never comes), so it is skipped, and it is bounded in time either way.
+ */
+function walkAndKill(pid: number, signal: NodeJS.Signals): Promise<void> {
+  if ((fdHeadroom() ?? Infinity) < SPAWN_FD_RESERVE) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, 5000);
+    treeKill(pid, signal, () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
 }
 
 /** Kills a leftover process group from an earlier daemon (recovery): no child handle to wait on. */

@@ -43,9 +43,14 @@ export async function diagnoseTask(paths: HomePaths, ws: string, id: string): Pr
   if (primary.ok) return { problem: null, fix: 'none' };
   if (primary.error.code === 'unsupported_schema') return { problem: primary.error.message, fix: 'none' };
   const backup = await readable(paths.taskBackup(ws, id));
-  if (backup.ok) return { problem: primary.error.message, fix: 'restored_backup' };
   const rebuilt = await rebuildFromLog(paths, ws, id);
+  if (backup.ok && !(rebuilt && progress(rebuilt) > progress(backup.task))) return { problem: primary.error.message, fix: 'restored_backup' };
   return { problem: primary.error.message, fix: rebuilt ? 'rebuilt_from_log' : 'quarantined' };
+}
+
+/** How far a task has got: finished attempts, then status changes. */
+function progress(t: TaskRecord): number {
+  return t.step_results.length * 1_000_000 + t.transitions.length;
 }
 
 /** Makes task.json readable again, or quarantines the task. The caller must own the task. */
@@ -57,11 +62,13 @@ export async function repairTask(paths: HomePaths, ws: string, id: string): Prom
   // A file from a newer atlas is not ours to touch.
   if (primary.error.code === 'unsupported_schema') return { id, workspace: ws, action: 'none', problem };
   const backup = await readable(paths.taskBackup(ws, id));
-  if (backup.ok) {
+  const rebuilt = await rebuildFromLog(paths, ws, id);
+  // The backup is one checkpoint behind; the log may know that a step finished since. Take
+  // whichever is further along, so a step recorded as finished is never run again.
+  if (backup.ok && !(rebuilt && progress(rebuilt) > progress(backup.task))) {
     await writeFileDurable(file, encodeTask(backup.task));
     return { id, workspace: ws, action: 'restored_backup', problem };
   }
-  const rebuilt = await rebuildFromLog(paths, ws, id);
   if (rebuilt) {
     await writeFileDurable(file, encodeTask(rebuilt));
     return { id, workspace: ws, action: 'rebuilt_from_log', problem };

@@ -167,9 +167,15 @@ export class TaskStore {
       throw storageError('create', dir, err);
     }
     task.revision = 1;
-    await writeFileDurable(this.paths.taskFile(task.workspace, task.id), encodeTask(task), { skipDirSync: true });
-    // One sync covers the new task.json in the new directory; then the directory's own entry.
-    await syncDirs([dir, this.paths.tasksDir(task.workspace)]);
+    try {
+      await writeFileDurable(this.paths.taskFile(task.workspace, task.id), encodeTask(task), { skipDirSync: true });
+      // One sync covers the new task.json in the new directory; then the directory's own entry.
+      await syncDirs([dir, this.paths.tasksDir(task.workspace)]);
+    } catch (err) {
+      // No half-made task: a directory without its task.json would be neither run nor listed.
+      await fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      throw err;
+    }
     this.locations.set(task.id, task.workspace);
     this.reservedIds.delete(task.id);
     await this.remember(task);

@@ -88,3 +88,30 @@ export function killGroup(pgid: number, signal: NodeJS.Signals): boolean {
     return false;
   }
 }
+
+let fdLimit: number | null | undefined;
+
+/** The soft limit on open files (RLIMIT_NOFILE) from /proc, or null where it is unknown. */
+function openFileLimit(): number | null {
+  if (fdLimit !== undefined) return fdLimit;
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(fs.readFileSync('/proc/self/limits', 'utf8'));
+    fdLimit = m ? Number(m[1]) : null;
+  } catch (err) {
+    // Out of descriptors right now: ask again next time.
+    if (errnoCode(err) === 'EMFILE' || errnoCode(err) === 'ENFILE') return 0;
+    fdLimit = null;
+  }
+  return fdLimit;
+}
+
+/** How many more files this process may open before EMFILE, or null where that is unknown. */
+export function fdHeadroom(): number | null {
+  const limit = openFileLimit();
+  if (limit === null) return null;
+  try {
+    return limit - fs.readdirSync('/proc/self/fd').length;
+  } catch (err) {
+    return errnoCode(err) === 'EMFILE' || errnoCode(err) === 'ENFILE' ? 0 : null;
+  }
+}

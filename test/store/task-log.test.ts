@@ -128,9 +128,10 @@ test('500 task logs: idle logs are closed, written or not, so no descriptor stay
     const baseline = openFds();
     const files = Array.from({ length: 500 }, (_, i) => path.join(dir, `task-${i}.log`));
     for (const f of files) logs.append(f, { event: 'step.output', line: 'x' });
+    // Checked before any await, so no idle timer can have run yet.
+    assert.equal(logs.openCount, 500);
     // Half of them were made durable by the engine at a step boundary; the rest were not.
     for (const f of files.slice(0, 250)) await logs.sync(f);
-    assert.ok(logs.openCount > 0);
     await until(10_000, 'idle task logs to be closed', () => logs.openCount === 0);
     assert.equal(openFds(), baseline, 'no log descriptor is left open');
     // A closed log reopens on the next append and keeps its records.

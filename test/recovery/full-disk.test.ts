@@ -1,0 +1,165 @@
+// A full disk during a checkpoint: the home lives on a small tmpfs, which the test fills
+// while a task runs. The checkpoint that ends the running step cannot be written; the error
+// must be reported (daemon log), task.json must still parse and hold its last good revision,
+// and the daemon must keep serving. Once space is freed the task goes on to completion.
+//
+// Needs root (mount -t tmpfs); otherwise the test is skipped with the reason.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test, type TestContext } from 'node:test';
+import {
+  call,
+  cleanup,
+  countLines,
+  createWorkspaces,
+  killEverything,
+  makeSandbox,
+  markerProcesses,
+  pidAlive,
+  readTask,
+  startTask,
+  startTheDaemon,
+  stopTheDaemon,
+  waitFor,
+  waitForTask,
+  writeTemplateText,
+  type Sandbox,
+} from './harness.js';
+
+function mountTmpfs(dir: string, size: string): string | undefined {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'not running as root';
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', dir], { encoding: 'utf8', timeout: 10_000 });
+  if (r.status !== 0) return `mount -t tmpfs failed: ${(r.stderr || r.error?.message || '').trim()}`;
+  return undefined;
+}
+
+function unmount(dir: string): void {
+  const r = spawnSync('umount', [dir], { timeout: 10_000 });
+  if (r.status !== 0) spawnSync('umount', ['-l', dir], { timeout: 10_000 });
+}
+
+/** Fills the filesystem holding `dir` to the last byte; returns the filler's path. */
+function fill(dir: string): string {
+  const file = path.join(dir, 'filler');
+  const fd = fs.openSync(file, 'w');
+  try {
+    for (const size of [1 << 20, 64 << 10, 4096, 512, 1]) {
+      const buf = Buffer.alloc(size, 0x61);
+      for (;;) {
+        try {
+          fs.writeSync(fd, buf);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOSPC') break;
+          throw err;
+        }
+      }
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return file;
+}
+
+function daemonLog(sb: Sandbox): string {
+  try {
+    return fs.readFileSync(path.join(sb.home, 'logs', 'daemon.log'), 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+async function fullDisk(t: TestContext, separateLogs: boolean): Promise<void> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'atlas-recovery-disk-'));
+  const home = path.join(root, 'home');
+  const logs = path.join(home, 'logs');
+  fs.mkdirSync(home, { mode: 0o700 });
+  const why = mountTmpfs(home, '8m');
+  if (why) {
+    console.log(`# skipped: ${why}`);
+    fs.rmSync(root, { recursive: true, force: true });
+    t.skip(why);
+    return;
+  }
+  // With separateLogs the daemon's own log gets a filesystem of its own, so the report of the
+  // error can be read; task.json, task.log, the artifacts and the lock files all stay on the
+  // full one. Without it, the daemon cannot even log: it must survive that too.
+  fs.mkdirSync(logs, { mode: 0o700 });
+  const whyLogs = separateLogs ? mountTmpfs(logs, '8m') : 'not wanted';
+  const sb = makeSandbox({ root, workspaces: ['w1'] });
+  const ws = sb.workspaces['w1']!;
+  let failure: unknown;
+  try {
+    writeTemplateText(
+      sb,
+      'disk',
+      [
+        'name: disk',
+        'steps:',
+        ...['one', 'gate', 'three', 'four'].flatMap((name) => [
+          `  - name: ${name}`,
+          '    type: shell',
+          `    run: ${JSON.stringify(`${name === 'gate' ? 'while [ ! -f go ]; do sleep 0.05; done; ' : ''}echo "$ATLAS_STEP:$ATLAS_ATTEMPT" >> lines.txt; echo some output # ${sb.marker}`)}`,
+          `    env: { ATLAS_TEST_MARK: ${sb.marker} }`,
+        ]),
+      ].join('\n') + '\n',
+    );
+    const pid = await startTheDaemon(sb);
+    await createWorkspaces(sb);
+    const task = await startTask(sb, 'disk', 'w1');
+    const before = await waitForTask(sb, 'w1', task.id, 'step gate running', (x) => x.current_step === 1 && x.steps[1]?.status === 'running' && x.steps[1].process !== null);
+
+    const filler = fill(home);
+    fs.writeFileSync(path.join(ws, 'go'), ''); // the workspace is not on the full disk
+    // The step ends; the checkpoint that records it cannot be written.
+    if (separateLogs) {
+      assert.equal(whyLogs, undefined, `the log tmpfs did not mount: ${whyLogs}`);
+      await waitFor('the storage error to be reported', () => /ENOSPC|disk full|no space/i.test(daemonLog(sb)), 20_000, 50);
+    } else {
+      // Nothing can report it on disk; the step's process ending is what there is to wait for.
+      await waitFor('the step to end', () => countLines(path.join(ws, 'lines.txt'), 'gate:1') === 1 && markerProcesses(sb).length === 0, 20_000, 50);
+    }
+    // The daemon keeps serving, and task.json still parses, at its last good revision.
+    const ping = (await call(sb, 'daemon.ping')) as { pid: number };
+    assert.equal(ping.pid, pid);
+    const during = readTask(sb, 'w1', task.id);
+    assert.equal(during.revision, before.revision);
+    assert.equal(during.steps[1]!.status, 'running');
+    if (separateLogs) {
+      // While the disk stays full the engine keeps trying; nothing it tries gets half written.
+      await waitFor('a retry to fail too', () => (daemonLog(sb).match(/stopped: [^"]*ENOSPC/g) ?? []).length >= 2, 20_000, 50);
+      assert.equal(readTask(sb, 'w1', task.id).revision, before.revision);
+    }
+    assert.ok(pidAlive(pid), 'the daemon died on a full disk');
+
+    fs.rmSync(filler);
+    const done = await waitForTask(sb, 'w1', task.id, 'completed once space is back', (x) => x.status === 'completed', 30_000);
+    for (const name of ['one', 'three', 'four']) assert.equal(countLines(path.join(ws, 'lines.txt'), `${name}:1`), 1, `${name} ran once`);
+    // gate ran once before the disk filled (its end was never recorded) and once more after.
+    const gate = done.step_results.filter((r) => r.step_name === 'gate');
+    const finished = gate.filter((r) => r.status === 'completed');
+    assert.equal(finished.length, 1);
+    assert.equal(countLines(path.join(ws, 'lines.txt'), `gate:${finished[0]!.attempt}`), 1);
+    assert.ok(finished[0]!.attempt >= 2, 'the attempt whose end could not be recorded does not count as finished');
+    if (separateLogs) assert.match(daemonLog(sb), /ENOSPC/);
+
+    await stopTheDaemon(sb, pid);
+    assert.deepEqual(markerProcesses(sb), []);
+  } catch (err) {
+    failure = err;
+  } finally {
+    killEverything(sb);
+    await waitFor('processes to go', () => markerProcesses(sb).length === 0, 5000).catch(() => undefined);
+    if (failure) console.log(`# daemon log:\n${daemonLog(sb).split('\n').slice(-30).join('\n')}`);
+    if (!whyLogs) unmount(logs);
+    unmount(home);
+    await cleanup(sb);
+  }
+  if (failure) throw failure;
+}
+
+test('a full disk during a checkpoint: the error is reported, task.json keeps its last good revision, the task completes once space is freed', { timeout: 90_000 }, (t) => fullDisk(t, true));
+
+test('a full disk that also holds the daemon log: the daemon survives, keeps serving, and the task completes once space is freed', { timeout: 90_000 }, (t) => fullDisk(t, false));
