@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Argv } from 'yargs';
-import { AtlasClient, DAEMON_MAIN, DAEMON_NODE_FLAGS, startDaemon } from '../client/client.js';
+import { AtlasClient, DAEMON_MAIN, DAEMON_NODE_FLAGS, isPermissionDenied, startDaemon } from '../client/client.js';
 import { AlreadyRunningError, runDaemon } from '../daemon/daemon.js';
 import { AtlasError } from '../errors.js';
 import { parseDuration } from '../templates/schema.js';
@@ -73,7 +73,7 @@ async function stop(args: GlobalArgs & { timeout: string }): Promise<void> {
   try {
     client = await AtlasClient.connect(home);
   } catch (err) {
-    if (err instanceof AtlasError && err.code === 'daemon_unreachable') {
+    if (err instanceof AtlasError && err.code === 'daemon_unreachable' && !isPermissionDenied(err)) {
       if (args.json) printJson({ stopped: false, running: false });
       else info('atlas: the daemon is not running');
       return;
@@ -105,7 +105,7 @@ async function status(args: GlobalArgs): Promise<void> {
   try {
     client = await AtlasClient.connect(home);
   } catch (err) {
-    if (err instanceof AtlasError && err.code === 'daemon_unreachable') {
+    if (err instanceof AtlasError && err.code === 'daemon_unreachable' && !isPermissionDenied(err)) {
       if (args.json) printJson({ running: false, home });
       else info(`atlas: the daemon is not running for ${home}; start it with 'atlas daemon start'`);
       process.exit(EXIT.UNREACHABLE);

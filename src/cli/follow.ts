@@ -30,7 +30,15 @@ export async function follow(args: GlobalArgs, id: string, options: FollowOption
         let last: TaskSummary | undefined;
         let index = 0;
         let ended = false;
+        // Live records that arrive before the history has been shown (the response and the
+        // first notifications often come in one chunk, and the response resolves a promise
+        // whose continuation runs later) wait here, so everything is shown in file order.
+        let backlog: RpcNotification[] | undefined = [];
         const onNotify = (n: RpcNotification) => {
+          if (backlog) {
+            backlog.push(n);
+            return;
+          }
           const p = n.params as { record?: LogRecord; task?: TaskSummary };
           if (n.method === NOTIFY.LOG && p.record) {
             index++;
@@ -62,6 +70,9 @@ export async function follow(args: GlobalArgs, id: string, options: FollowOption
             }
             // Live notifications counted after the history; keep the counter in file order.
             first = false;
+            const held = backlog ?? [];
+            backlog = undefined;
+            for (const n of held) onNotify(n);
           })
           .catch(reject);
       });

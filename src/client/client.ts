@@ -1,7 +1,7 @@
 // The socket client the CLI and the tests use: JSON-RPC 2.0 over the home's control socket,
 // one object per line. Calls resolve with the result or reject with a ClientError that
 // carries atlas's stable error code; notifications go to the listener given to `connect`.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -124,6 +124,12 @@ function unreachable(socketPath: string, err: unknown): AtlasError {
   return new AtlasError('daemon_unreachable', why, { cause: err, details: { socket: socketPath, errno: code } });
 }
 
+/** True when the daemon could not be reached because this user may not open its socket (it runs, as someone else). */
+export function isPermissionDenied(err: unknown): boolean {
+  const errno = err instanceof AtlasError ? (err.details as { errno?: string } | undefined)?.errno : undefined;
+  return errno === 'EACCES' || errno === 'EPERM';
+}
+
 /** The CLI entry point. */
 export const CLI_MAIN = path.resolve(fileURLToPath(new URL('../cli/main.js', import.meta.url)));
 /** The daemon's own entry point (no CLI parser loaded). */
@@ -145,18 +151,29 @@ export async function startDaemon(home: string, options: { timeoutMs?: number } 
       c.close();
     }
   } catch (err) {
-    if (!(err instanceof AtlasError && err.code === 'daemon_unreachable')) throw err;
+    // A socket we may not open belongs to a running daemon: starting another cannot help.
+    if (!(err instanceof AtlasError && err.code === 'daemon_unreachable') || isPermissionDenied(err)) throw err;
   }
-  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, DAEMON_MAIN, '--home', home, '--quiet'], {
-    detached: true,
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, ATLAS_HOME: home },
-  });
   let stderr = '';
-  child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
   let exited: number | null | undefined;
-  child.once('exit', (code) => (exited = code));
+  let exitedAt = 0;
+  const children: ChildProcess[] = [];
+  const launch = () => {
+    const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, DAEMON_MAIN, '--home', home, '--quiet'], {
+      detached: true,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, ATLAS_HOME: home },
+    });
+    children.push(child);
+    exited = undefined;
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
+    child.once('exit', (code) => {
+      exited = code;
+      exitedAt = Date.now();
+    });
+  };
+  launch();
   const deadline = Date.now() + (options.timeoutMs ?? 15_000);
   try {
     for (;;) {
@@ -164,7 +181,7 @@ export async function startDaemon(home: string, options: { timeoutMs?: number } 
         const c = await AtlasClient.connect(home, { timeoutMs: 1000 });
         try {
           const r = (await c.call('daemon.ping')) as { pid: number; version: string };
-          return { pid: r.pid, alreadyRunning: r.pid !== child.pid, version: r.version };
+          return { pid: r.pid, alreadyRunning: !children.some((ch) => ch.pid === r.pid), version: r.version };
         } finally {
           c.close();
         }
@@ -172,14 +189,19 @@ export async function startDaemon(home: string, options: { timeoutMs?: number } 
         if (!(err instanceof AtlasError && err.code === 'daemon_unreachable')) throw err;
       }
       if (exited !== undefined) {
-        // Exit 0 means another daemon won the race for the lock: loop to reach it.
         if (exited !== 0) throw new AtlasError('daemon_unreachable', `the daemon failed to start (exit ${exited}): ${stderr.trim() || 'see logs/daemon.log in the home'}`);
+        // Exit 0: it found the home lock held. Another daemon may have won the race (it will
+        // answer soon), or the recorded holder is still dying (a daemon just killed): if
+        // nothing answers after a moment, try again.
+        if (Date.now() - exitedAt > 1000) launch();
       }
       if (Date.now() > deadline) throw new AtlasError('daemon_unreachable', `the daemon did not answer within ${(options.timeoutMs ?? 15_000) / 1000}s; see logs/daemon.log in the home`);
       await new Promise((r) => setTimeout(r, 25));
     }
   } finally {
-    child.stderr?.destroy();
-    child.unref();
+    for (const child of children) {
+      child.stderr?.destroy();
+      child.unref();
+    }
   }
 }
