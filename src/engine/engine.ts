@@ -471,7 +471,7 @@ export class Engine extends EventEmitter {
   }
 
   private emitTask(task: TaskRecord): void {
-    this.index.put(task);
+    this.index.put(task, this.store.tasks.writtenSignature(task.id));
     this.emit('task', task);
   }
 

@@ -262,23 +262,27 @@ function makeContext(
   const timeoutMs = spec.timeout !== undefined ? (parseDuration(spec.timeout) ?? null) : rc.config.step_timeout_ms;
   const startedAt = performance.now();
   const cwd = spec.cwd ? path.resolve(task.workdir, spec.cwd) : task.workdir;
-  const env: NodeJS.ProcessEnv = { ...process.env, ...task.env, ...(spec.env ?? {}) };
-  // Only the task's own inputs: {{ inputs.x }} in a command expands $ATLAS_INPUT_X, so one
-  // inherited from the daemon's environment must not stand in for an input not given.
-  for (const k of Object.keys(env)) if (k.startsWith('ATLAS_INPUT_')) delete env[k];
-  for (const [k, v] of Object.entries(task.inputs)) env[inputEnvName(k)] = v;
-  env['ATLAS_TASK_ID'] = task.id;
-  env['ATLAS_WORKSPACE'] = task.workspace;
-  env['ATLAS_STEP'] = step.name;
-  env['ATLAS_ATTEMPT'] = String(attempt);
-  env['ATLAS_HOME'] = rc.store.paths.root;
+  // Built on first use: steps that run no process (wait, human) never pay for it.
+  let env: NodeJS.ProcessEnv | undefined;
+  const buildEnv = (): NodeJS.ProcessEnv => {
+    const e: NodeJS.ProcessEnv = { ...daemonEnv(), ...task.env, ...(spec.env ?? {}) };
+    for (const [k, v] of Object.entries(task.inputs)) e[inputEnvName(k)] = v;
+    e['ATLAS_TASK_ID'] = task.id;
+    e['ATLAS_WORKSPACE'] = task.workspace;
+    e['ATLAS_STEP'] = step.name;
+    e['ATLAS_ATTEMPT'] = String(attempt);
+    e['ATLAS_HOME'] = rc.store.paths.root;
+    return e;
+  };
   return {
     task,
     index,
     attempt,
     spec,
     cwd,
-    env,
+    get env() {
+      return (env ??= buildEnv());
+    },
     signal: rc.signal,
     timeoutMs,
     remainingMs: () => (timeoutMs === null ? null : Math.max(0, timeoutMs - (performance.now() - startedAt))),
@@ -298,6 +302,19 @@ function makeContext(
     interpolate: (text, mode) => interpolate(text, task, mode),
     outputTail: () => output.tail.text(),
   };
+}
+
+let baseEnv: NodeJS.ProcessEnv | undefined;
+
+/** The daemon's environment, read once (process.env is slow to copy), without inherited
+ *  ATLAS_INPUT_* variables: {{ inputs.x }} in a command expands $ATLAS_INPUT_X, so one
+ *  inherited from the daemon's environment must not stand in for an input not given. */
+function daemonEnv(): NodeJS.ProcessEnv {
+  if (!baseEnv) {
+    baseEnv = { ...process.env };
+    for (const k of Object.keys(baseEnv)) if (k.startsWith('ATLAS_INPUT_')) delete baseEnv[k];
+  }
+  return baseEnv;
 }
 
 /**

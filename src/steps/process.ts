@@ -1,7 +1,8 @@
 // Running a step's command as its own process group, and stopping it.
 //
 // The gate: every command starts as `/bin/sh -c GATE atlas-step <command>` in a new session
-// (so its pgid is its pid). The gate shell blocks reading fd 3 before it runs anything, so
+// (so its pgid is its pid). The gate shell blocks reading a first line, "go", from its
+// standard input before it runs anything (the rest of stdin, if any, is the command's), so
 // the engine can checkpoint the pid, pgid and start time first and only then say "go". If
 // the daemon dies before that, the pipe closes, the read fails and the gate exits without
 // side effects. Recovery therefore always knows which process tree to kill.
@@ -16,7 +17,8 @@ import { errnoCode, storageError } from '../errors.js';
 import type { StepProcess } from '../store/records.js';
 import { fdHeadroom, killGroup, processGroupAlive, processStartTicks } from '../util/proc.js';
 
-const GATE = 'IFS= read -r __atlas_go <&3 || exit 125; exec 3<&-; unset __atlas_go; __atlas_cmd=$1; shift; eval "$__atlas_cmd"';
+// sh's `read` takes one byte at a time from a pipe, so it never eats into the command's input.
+const GATE = 'IFS= read -r __atlas_go || exit 125; [ "$__atlas_go" = go ] || exit 125; unset __atlas_go; __atlas_cmd=$1; shift; eval "$__atlas_cmd"';
 
 export type StreamName = 'stdout' | 'stderr';
 
@@ -31,7 +33,7 @@ export interface RunOptions {
   signal: AbortSignal;
   timeoutMs?: number | null | undefined;
   killGraceMs: number;
-  /** Piped to the command's standard input; otherwise stdin is /dev/null. */
+  /** Piped to the command's standard input; otherwise it reads end-of-file at once. */
   stdin?: string | undefined;
   /** Called once the process exists and before it runs anything: persist `proc` here. */
   onSpawn?: ((proc: StepProcess) => Promise<void>) | undefined;
@@ -66,7 +68,7 @@ export async function runProcess(opts: RunOptions): Promise<RunResult> {
     cwd: opts.cwd,
     env: opts.env,
     detached: true,
-    stdio: [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
   const spawned = await new Promise<Error | undefined>((resolve) => {
     child.once('spawn', () => resolve(undefined));
@@ -81,8 +83,8 @@ export async function runProcess(opts: RunOptions): Promise<RunResult> {
   }
   const pid = child.pid;
   const exited = waitForExit(child, opts.output);
-  const gate = child.stdio[3] as NodeJS.WritableStream & { destroy(): void };
-  gate.on('error', () => undefined);
+  const gate = child.stdin!;
+  gate.on('error', () => undefined); // EPIPE when the command does not read its input
 
   if (opts.onSpawn) {
     try {
@@ -118,11 +120,7 @@ export async function runProcess(opts: RunOptions): Promise<RunResult> {
           void stop();
         }, opts.timeoutMs);
       }
-      gate.end('go\n');
-      if (opts.stdin !== undefined && child.stdin) {
-        child.stdin.on('error', () => undefined); // EPIPE when the command does not read it
-        child.stdin.end(opts.stdin);
-      }
+      gate.end(opts.stdin === undefined ? 'go\n' : `go\n${opts.stdin}`);
     }
     const { code, signal } = await exited;
     // Whatever the command left running in its group goes with it.

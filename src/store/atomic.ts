@@ -35,15 +35,28 @@ export function tempFileOwner(name: string): number | undefined {
 }
 
 export async function fsyncDir(dir: string): Promise<void> {
-  let fh: fsp.FileHandle | undefined;
+  let fd: number | undefined;
   try {
-    fh = await fsp.open(dir, 'r');
-    await fh.sync();
+    fd = fs.openSync(dir, 'r');
+    await fsyncFd(fd);
   } catch (err) {
     // Some filesystems refuse fsync on directories; the rename is still atomic there.
     if (errnoCode(err) !== 'EINVAL' && errnoCode(err) !== 'EISDIR') throw storageError('sync directory', dir, err);
   } finally {
-    await fh?.close().catch(() => undefined);
+    if (fd !== undefined) closeQuietly(fd);
+  }
+}
+
+/** fsync on the thread pool: the only slow call of a checkpoint. */
+function fsyncFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // already closed
   }
 }
 
@@ -66,35 +79,44 @@ export interface DurableWriteOptions {
 export async function writeFileDurable(file: string, data: string | Uint8Array, options: DurableWriteOptions = {}): Promise<void> {
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   const tmp = tempPathFor(file);
-  let fh: fsp.FileHandle | undefined;
+  // Metadata calls (open, write of a few KiB, rename, link) take microseconds on a local
+  // disk, so they run inline; only the fsyncs, which wait for the device, go to the pool.
+  let fd: number | undefined;
   try {
-    fh = await fsp.open(tmp, 'wx', options.mode ?? FILE_MODE);
-    await fh.writeFile(bytes);
-    if (options.durable !== false) await fh.sync();
-    const { size } = await fh.stat();
-    if (size !== bytes.length) {
-      throw new AtlasError('storage', `short write to ${tmp}: ${size} of ${bytes.length} bytes (is the disk full?)`, { retryable: true });
+    fd = fs.openSync(tmp, 'wx', options.mode ?? FILE_MODE);
+    // Every byte is accounted for: a short write is retried, and a write that makes no
+    // progress is an error, never a silently truncated file.
+    for (let off = 0; off < bytes.length; ) {
+      const n = fs.writeSync(fd, bytes, off, bytes.length - off);
+      if (n <= 0) throw new AtlasError('storage', `short write to ${tmp}: ${off} of ${bytes.length} bytes (is the disk full?)`, { retryable: true });
+      off += n;
     }
-    await fh.close();
-    fh = undefined;
+    if (options.durable !== false) await fsyncFd(fd);
+    fs.closeSync(fd);
+    fd = undefined;
     if (options.backup) await replaceBackup(file, options.backup);
     faults.beforeRename?.(file);
-    await fsp.rename(tmp, file);
+    fs.renameSync(tmp, file);
   } catch (err) {
-    await fh?.close().catch(() => undefined);
-    await fsp.unlink(tmp).catch(() => undefined);
+    if (fd !== undefined) closeQuietly(fd);
+    try {
+      fs.unlinkSync(tmp);
+    } catch {
+      // never created, or already gone
+    }
     throw storageError('write', file, err);
   }
   if (!options.skipDirSync && options.durable !== false) await fsyncDir(path.dirname(file));
 }
 
 async function replaceBackup(file: string, backup: string): Promise<void> {
-  await fsp.unlink(backup).catch((err: unknown) => {
+  // Unlinking the old backup frees its blocks, which can take a while: off the main thread.
+  await new Promise<void>((resolve, reject) => fs.unlink(backup, (err) => (err && err.code !== 'ENOENT' ? reject(err) : resolve())));
+  try {
+    fs.linkSync(file, backup);
+  } catch (err) {
     if (errnoCode(err) !== 'ENOENT') throw err;
-  });
-  await fsp.link(file, backup).catch((err: unknown) => {
-    if (errnoCode(err) !== 'ENOENT') throw err;
-  });
+  }
 }
 
 /** mkdir -p with mode 0700 that also fsyncs the parent of every directory it creates. */

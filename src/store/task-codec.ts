@@ -68,6 +68,8 @@ function checkShape(rec: Record<string, unknown>, file: string): void {
   if (typeof rec['inputs'] !== 'object' || rec['inputs'] === null) throw corrupt(file, 'inputs');
 }
 
+/** Compact JSON: a checkpoint is written after every step, and pretty-printing a long task costs
+ *  as much CPU as the rest of the step. `atlas show --json` prints it readably. */
 export function encodeTask(task: TaskRecord): string {
-  return JSON.stringify(task, null, 2) + '\n';
+  return JSON.stringify(task) + '\n';
 }

@@ -84,14 +84,15 @@ export class TaskIndex {
     await writeFileDurable(this.snapshotFile, JSON.stringify({ version: SNAPSHOT_VERSION, entries: [...this.entries] }));
   }
 
-  /** Records a task as just written by this process. */
-  put(task: TaskRecord): void {
-    const file = this.paths.taskFile(task.workspace, task.id);
-    let sig = '';
-    try {
-      sig = sigOf(fs.statSync(file));
-    } catch {
-      // vanished: the next scan settles it
+  /** Records a task as just written by this process (`sig`: its file's signature, when known). */
+  put(task: TaskRecord, sig?: string): void {
+    if (sig === undefined) {
+      sig = '';
+      try {
+        sig = sigOf(fs.statSync(this.paths.taskFile(task.workspace, task.id)));
+      } catch {
+        // vanished: the next scan settles it
+      }
     }
     if (!this.entries.has(task.id)) {
       this.order = undefined;

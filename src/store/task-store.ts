@@ -254,6 +254,12 @@ export class TaskStore {
     await this.remember(task);
   }
 
+  /** The signature (inode, size, mtime, ctime) of task.json as this process last wrote it. */
+  writtenSignature(id: string): string | undefined {
+    const w = this.written.get(id);
+    return w ? `${w.ino}:${w.size}:${w.mtimeMs}:${w.ctimeMs}` : undefined;
+  }
+
   private async remember(task: TaskRecord): Promise<void> {
     try {
       const st = await fsp.stat(this.paths.taskFile(task.workspace, task.id));
