@@ -13,6 +13,7 @@
 //               list newest 50, list --status failed, show (p50/p99 over the socket), RSS
 //
 // Usage: node dist/scripts/bench.js [--quick] [--sizes 100,1000,10000] [--out FILE]
+//        node dist/scripts/bench.js --populate DIR N   (only write a home of N tasks)
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -454,7 +455,13 @@ function verdict(ok: boolean): string {
 }
 
 try {
-  await main();
+  if (argv[0] === '--populate') {
+    // node dist/scripts/bench.js --populate DIR N: only write a home of N tasks (for profiling).
+    fs.mkdirSync(argv[1]!, { recursive: true });
+    populate(argv[1]!, Number(argv[2] ?? 10_000));
+  } else {
+    await main();
+  }
 } finally {
   fs.rmSync(scratch, { recursive: true, force: true });
 }

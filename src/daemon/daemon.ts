@@ -71,6 +71,8 @@ export class Daemon {
   }
 
   async start(): Promise<void> {
+    // Milliseconds since the process started, per phase, for the 'daemon ready' log line.
+    const marks: Record<string, number> = { loaded: Math.round(performance.now()) };
     await ensureDir(this.paths.root);
     await fsp.chmod(this.paths.root, DIR_MODE);
     const owner: DaemonOwner = { pid: process.pid, start_ticks: processStartTicks(process.pid), version: VERSION, socket: this.socketPath, started_at: new Date().toISOString() };
@@ -83,7 +85,9 @@ export class Daemon {
       await fsp.chmod(path.dirname(this.socketPath), DIR_MODE).catch(() => undefined);
       await fsp.unlink(this.socketPath).catch(() => undefined);
       this.engine = await Engine.open({ home: this.paths.root, logger: this.log });
+      marks['engine_open'] = Math.round(performance.now());
       const report = await this.engine.start();
+      marks['recovered'] = Math.round(performance.now());
       this.engine.on('task_error', (id: string, err: Error) => this.log.warn({ task: id }, `task ${id}: ${err.message}`));
       this.server = new RpcServer(
         makeHandlers(this.engine, {
@@ -98,7 +102,8 @@ export class Daemon {
       await this.server.listen(this.socketPath);
       await fsp.chmod(this.socketPath, 0o600);
       this.state = 'running';
-      this.log.info({ version: VERSION, home: this.paths.root, socket: this.socketPath, recovery: { requeued: report.requeued.length, rerun: report.rerun.length, paused: report.paused.length, killed_groups: report.killed_groups, ms: report.duration_ms } }, 'daemon ready');
+      marks['listening'] = Math.round(performance.now());
+      this.log.info({ version: VERSION, home: this.paths.root, socket: this.socketPath, startup_ms: marks, recovery: { requeued: report.requeued.length, rerun: report.rerun.length, paused: report.paused.length, killed_groups: report.killed_groups, ms: report.duration_ms } }, 'daemon ready');
     } catch (err) {
       await this.cleanup();
       throw err;

@@ -117,8 +117,14 @@ export class Engine extends EventEmitter {
     this.state = 'running';
     const scan = await this.index.load();
     const report = await this.recover(scan);
-    // In-place edits of task.json behind our back (no directory change to notice) are picked up here.
-    this.revalidateTimer = setInterval(() => this.index.revalidateAll(), 60_000);
+    // In-place edits of task.json behind our back (no directory change to notice) are picked
+    // up here, every minute; the snapshot is refreshed too, so a start after a crash has
+    // little to read.
+    const upkeep = () => {
+      this.index.revalidateAll();
+      void this.index.save().catch((err: unknown) => this.log?.warn({ err: errorData(err) }, 'could not save the task index snapshot'));
+    };
+    this.revalidateTimer = setInterval(upkeep, 60_000);
     this.revalidateTimer.unref();
     return report;
   }

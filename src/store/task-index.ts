@@ -6,7 +6,9 @@
 //     appear or vanish behind our back (a backup copied in, a directory removed), the next
 //     query rescans that workspace;
 //   - a snapshot is saved in cache/task-index.json so a restart only stats files instead of
-//     reading them; a missing or damaged snapshot just means a full scan.
+//     reading them; a missing or damaged snapshot just means a full scan. Every task.json is
+//     still stat'ed at load: a task edited while no daemon ran (a backup copied over it, a
+//     crash state) must be seen by recovery.
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -15,13 +17,20 @@ import { isValidName, isValidTaskId } from './names.js';
 import type { HomePaths } from './paths.js';
 import { summarize, type TaskRecord, type TaskStatus, type TaskSummary } from './records.js';
 import { decodeTask } from './task-codec.js';
-import { compareIds, type TaskFilter } from './task-store.js';
+import { idSortKey, type TaskFilter } from './task-store.js';
 
-const SNAPSHOT_VERSION = 1;
+const SNAPSHOT_VERSION = 2;
 
 interface Entry {
   summary: TaskSummary;
   sig: string;
+  /** Sorts like compareIds (newest last). */
+  key: string;
+}
+
+interface Snapshot {
+  version: number;
+  entries: Array<[string, Omit<Entry, 'key'>]>;
 }
 
 export interface IndexScan {
@@ -59,8 +68,10 @@ export class TaskIndex {
     const started = performance.now();
     const cached = new Map<string, Entry>();
     try {
-      const snap = JSON.parse(await fsp.readFile(this.snapshotFile, 'utf8')) as { version: number; entries: Array<[string, Entry]> };
-      if (snap.version === SNAPSHOT_VERSION && Array.isArray(snap.entries)) for (const [id, e] of snap.entries) cached.set(id, e);
+      const snap = JSON.parse(await fsp.readFile(this.snapshotFile, 'utf8')) as Snapshot;
+      if (snap.version === SNAPSHOT_VERSION && Array.isArray(snap.entries)) {
+        for (const [id, e] of snap.entries) cached.set(id, { ...e, key: idSortKey(id) });
+      }
     } catch {
       // no snapshot or a damaged one: scan everything
     }
@@ -81,7 +92,8 @@ export class TaskIndex {
     if (!this.dirty) return;
     this.dirty = false;
     await ensureDir(path.dirname(this.snapshotFile));
-    await writeFileDurable(this.snapshotFile, JSON.stringify({ version: SNAPSHOT_VERSION, entries: [...this.entries] }));
+    const snap: Snapshot = { version: SNAPSHOT_VERSION, entries: [...this.entries].map(([id, e]) => [id, { summary: e.summary, sig: e.sig }]) };
+    await writeFileDurable(this.snapshotFile, JSON.stringify(snap));
   }
 
   /** Records a task as just written by this process (`sig`: its file's signature, when known). */
@@ -94,11 +106,15 @@ export class TaskIndex {
         // vanished: the next scan settles it
       }
     }
+    const key = idSortKey(task.id);
     if (!this.entries.has(task.id)) {
-      this.order = undefined;
+      // A new task is almost always the newest: put it in front instead of sorting again.
+      const first = this.order?.[0];
+      if (this.order && (first === undefined || (this.entries.get(first)?.key ?? '') < key)) this.order.unshift(task.id);
+      else this.order = undefined;
       this.noteOwnDirChange(task.workspace);
     }
-    this.entries.set(task.id, { summary: summarize(task), sig });
+    this.entries.set(task.id, { summary: summarize(task), sig, key });
     this.unreadable.delete(task.id);
     this.dirty = true;
   }
@@ -153,7 +169,7 @@ export class TaskIndex {
     if (sig === e.sig) return e.summary;
     try {
       const task = decodeTask(fs.readFileSync(file, 'utf8'), file);
-      const fresh = { summary: summarize(task), sig };
+      const fresh = { summary: summarize(task), sig, key: e.key };
       this.entries.set(id, fresh);
       this.dirty = true;
       return fresh.summary;
@@ -193,9 +209,10 @@ export class TaskIndex {
       }
       if (this.dirStamp.get(ws) !== stamp) this.scanWorkspace(ws, undefined, { tasks: 0, read: 0 });
     }
-    if (workspace === undefined) {
+    if (workspace === undefined && names.length < this.dirStamp.size) {
       // Workspaces removed wholesale.
       const present = new Set(names);
+      for (const ws of [...this.dirStamp.keys()]) if (!present.has(ws)) this.dirStamp.delete(ws);
       for (const [id, e] of this.entries) {
         if (!present.has(e.summary.workspace)) {
           this.entries.delete(id);
@@ -243,7 +260,9 @@ export class TaskIndex {
     }
     for (const id of ids) {
       scan.tasks++;
-      const file = this.paths.taskFile(ws, id);
+      // Names were validated by isValidTaskId above: plain concatenation is safe and cheap.
+      const file = `${dir}/${id}/task.json`;
+      const known = this.entries.get(id) ?? cached?.get(id);
       let st: fs.Stats;
       try {
         st = fs.statSync(file);
@@ -252,7 +271,6 @@ export class TaskIndex {
         continue;
       }
       const sig = sigOf(st);
-      const known = this.entries.get(id) ?? cached?.get(id);
       if (known && known.sig === sig && known.summary.workspace === ws) {
         if (!this.entries.has(id)) this.order = undefined;
         this.entries.set(id, known);
@@ -262,15 +280,15 @@ export class TaskIndex {
       try {
         const task = decodeTask(fs.readFileSync(file, 'utf8'), file);
         if (!this.entries.has(id)) this.order = undefined;
-        this.entries.set(id, { summary: summarize(task), sig });
+        this.entries.set(id, { summary: summarize(task), sig, key: idSortKey(id) });
         this.unreadable.delete(id);
       } catch (err) {
         this.markUnreadable(id, ws, (err as Error).message);
         // List it as its previous checkpoint says, until it is repaired.
         try {
-          const bak = decodeTask(fs.readFileSync(this.paths.taskBackup(ws, id), 'utf8'), file);
+          const bak = decodeTask(fs.readFileSync(`${dir}/${id}/task.json.bak`, 'utf8'), file);
           if (!this.entries.has(id)) this.order = undefined;
-          this.entries.set(id, { summary: summarize(bak), sig });
+          this.entries.set(id, { summary: summarize(bak), sig, key: idSortKey(id) });
         } catch {
           if (this.entries.delete(id)) this.order = undefined;
         }
@@ -285,7 +303,11 @@ export class TaskIndex {
   }
 
   private ordered(): string[] {
-    this.order ??= [...this.entries.keys()].sort((a, b) => compareIds(b, a));
+    if (!this.order) {
+      const all = [...this.entries.values()].map((e) => [e.key, e.summary.id] as const);
+      all.sort((a, b) => (a[0] < b[0] ? 1 : a[0] > b[0] ? -1 : 0));
+      this.order = all.map((x) => x[1]);
+    }
     return this.order;
   }
 }
