@@ -18,7 +18,7 @@ import type { Config } from '../config/config.js';
 import { retryPolicy } from '../config/config.js';
 import { isAtlasError, storageError } from '../errors.js';
 import { FILE_MODE } from '../store/atomic.js';
-import type { StepResult, StepState, TaskRecord } from '../store/records.js';
+import type { StepResult, StepState, TaskRecord, TaskStatus } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import { Tail } from '../steps/capture.js';
 import type { StepContext, StepOutcome } from '../steps/executor.js';
@@ -66,14 +66,19 @@ export async function runTask(task: TaskRecord, rc: RunContext): Promise<RunEnd>
     store.appendLog(task.workspace, task.id, record);
     rc.hooks.onLog(task, record);
   };
+  /** A status change, through the transition table, recorded in transitions[] and the log. */
+  const move: Move = (to, reason) => {
+    const from = task.status;
+    transition(task, to, reason);
+    log({ event: 'transition', from_status: from, to_status: to, reason });
+  };
 
   if (task.status === 'pending') {
-    transition(task, 'running', 'picked up by the engine');
-    log({ event: 'transition', from_status: 'pending', to_status: 'running', reason: 'picked up by the engine' });
+    move('running', 'picked up by the engine');
   }
 
   while (task.current_step < task.steps.length) {
-    if (rc.signal.aborted) return stopped(task, rc, checkpoint, log);
+    if (rc.signal.aborted) return stopped(rc, checkpoint, move);
     if (rc.hooks.draining()) return 'stopped';
     const index = task.current_step;
     const step = task.steps[index]!;
@@ -86,12 +91,11 @@ export async function runTask(task: TaskRecord, rc: RunContext): Promise<RunEnd>
       task.step_results.push(resultOf(step, index, outcomeInterrupted(), step.started_at ?? new Date().toISOString(), null));
       log({ event: 'step_interrupted', step: step.name, step_index: index, attempt: step.attempts });
     }
-    const end = await runStep(task, index, step, rc, checkpoint, log);
+    const end = await runStep(task, index, step, rc, checkpoint, log, move);
     if (end !== 'next') return end === 'stopped' ? 'stopped' : 'settled';
   }
   if (task.status === 'running') {
-    transition(task, 'completed', 'all steps finished');
-    log({ event: 'transition', from_status: 'running', to_status: 'completed', reason: 'all steps finished' });
+    move('completed', 'all steps finished');
     await checkpoint(true);
   }
   return 'settled';
@@ -99,16 +103,16 @@ export async function runTask(task: TaskRecord, rc: RunContext): Promise<RunEnd>
 
 type Checkpoint = (logSync?: boolean, durable?: boolean) => Promise<void>;
 type Log = (record: Record<string, unknown> & { event: string }) => void;
+type Move = (to: TaskStatus, reason: string) => void;
 
-async function stopped(task: TaskRecord, rc: RunContext, checkpoint: Checkpoint, log: Log): Promise<RunEnd> {
+async function stopped(rc: RunContext, checkpoint: Checkpoint, move: Move): Promise<RunEnd> {
   if (rc.stopReason() !== 'cancel') return 'stopped';
-  transition(task, 'abandoned', 'canceled by the user');
-  log({ event: 'transition', from_status: 'running', to_status: 'abandoned', reason: 'canceled by the user' });
+  move('abandoned', 'canceled by the user');
   await checkpoint(true);
   return 'settled';
 }
 
-async function runStep(task: TaskRecord, index: number, step: StepState, rc: RunContext, checkpoint: Checkpoint, log: Log): Promise<'next' | 'settled' | 'stopped'> {
+async function runStep(task: TaskRecord, index: number, step: StepState, rc: RunContext, checkpoint: Checkpoint, log: Log, move: Move): Promise<'next' | 'settled' | 'stopped'> {
   const spec = step.definition as unknown as StepSpec;
   const policy = retryPolicy(spec.retries, rc.config.retries);
   for (;;) {
@@ -147,8 +151,7 @@ async function runStep(task: TaskRecord, index: number, step: StepState, rc: Run
 
     if (outcome.status === 'awaiting_approval') {
       step.status = 'waiting';
-      transition(task, 'awaiting_approval', `step ${step.name} waits for approval`);
-      log({ event: 'transition', from_status: 'running', to_status: 'awaiting_approval', reason: `step ${step.name} waits for approval` });
+      move('awaiting_approval', `step ${step.name} waits for approval`);
       await checkpoint(true);
       return 'settled';
     }
@@ -157,8 +160,7 @@ async function runStep(task: TaskRecord, index: number, step: StepState, rc: Run
       step.completed_at = completedAt;
       task.current_step = index + 1;
       if (task.current_step >= task.steps.length) {
-        transition(task, 'completed', 'all steps finished');
-        log({ event: 'transition', from_status: 'running', to_status: 'completed', reason: 'all steps finished' });
+        move('completed', 'all steps finished');
       }
       await checkpoint(true);
       return task.current_step >= task.steps.length ? 'settled' : 'next';
@@ -167,8 +169,7 @@ async function runStep(task: TaskRecord, index: number, step: StepState, rc: Run
       step.status = 'failed';
       step.error = outcome.error;
       step.completed_at = completedAt;
-      transition(task, 'abandoned', 'canceled by the user');
-      log({ event: 'transition', from_status: 'running', to_status: 'abandoned', reason: 'canceled by the user' });
+      move('abandoned', 'canceled by the user');
       await checkpoint(true);
       return 'settled';
     }
@@ -182,7 +183,7 @@ async function runStep(task: TaskRecord, index: number, step: StepState, rc: Run
       log({ event: 'step_retry', step: step.name, attempt, next_attempt: attempt + 1, delay_ms: delay, error: outcome.error });
       await checkpoint(true);
       await sleep(delay, rc.signal);
-      if (rc.signal.aborted) return (await stopped(task, rc, checkpoint, log)) === 'stopped' ? 'stopped' : 'settled';
+      if (rc.signal.aborted) return (await stopped(rc, checkpoint, move)) === 'stopped' ? 'stopped' : 'settled';
       continue;
     }
     step.status = 'failed';
@@ -191,8 +192,7 @@ async function runStep(task: TaskRecord, index: number, step: StepState, rc: Run
       log({ event: 'step_failed_continuing', step: step.name, error: outcome.error });
       task.current_step = index + 1;
       if (task.current_step >= task.steps.length) {
-        transition(task, 'completed', `all steps finished (${step.name} failed, continue_on_error)`);
-        log({ event: 'transition', from_status: 'running', to_status: 'completed', reason: 'all steps finished' });
+        move('completed', `all steps finished (${step.name} failed, continue_on_error)`);
       }
       await checkpoint(true);
       return task.current_step >= task.steps.length ? 'settled' : 'next';
@@ -200,8 +200,7 @@ async function runStep(task: TaskRecord, index: number, step: StepState, rc: Run
     const to = outcome.fail_status ?? 'failed';
     const reason = `step ${step.name} failed: ${outcome.error ?? 'unknown error'}`;
     task.error = reason;
-    transition(task, to, reason);
-    log({ event: 'transition', from_status: 'running', to_status: to, reason });
+    move(to, reason);
     await checkpoint(true);
     return 'settled';
   }
