@@ -9,20 +9,22 @@ import type { Logger } from 'pino';
 import { loadConfig, type Config } from '../config/config.js';
 import { AtlasError, isAtlasError } from '../errors.js';
 import { assertName, assertTaskId } from '../store/names.js';
-import { SCHEMA_VERSION, TERMINAL_STATUSES, summarize, type StepState, type TaskRecord, type TaskStatus, type TaskSummary } from '../store/records.js';
-import { repairTask, type RepairResult } from '../store/repair.js';
+import { SCHEMA_VERSION, TERMINAL_STATUSES, type StepState, type TaskRecord, type TaskStatus, type TaskSummary } from '../store/records.js';
 import { runDoctor, type DoctorReport } from './doctor.js';
 import { Store } from '../store/store.js';
 import type { LogRecord } from '../store/task-log.js';
 import { TaskIndex, type IndexScan } from '../store/task-index.js';
-import { compareIds, idSortKey, type TaskFilter } from '../store/task-store.js';
-import { killLeftoverGroup } from '../steps/process.js';
+import { idSortKey, type TaskFilter } from '../store/task-store.js';
 import { BUILTIN_DIR, TemplateRegistry, loadTemplateFile } from '../templates/loader.js';
 import type { Template } from '../templates/schema.js';
-import { pidAlive, processGroupAlive, sameProcessAlive } from '../util/proc.js';
+import { newStepState, resolveInputs } from './new-task.js';
+import { killLeftover, recoverTasks, type RecoveryReport } from './recovery.js';
 import { runTask, type StopReason } from './runner.js';
 import { Scheduler, type QueueEntry } from './scheduler.js';
 import { RESUMABLE_FROM, transition } from './transitions.js';
+
+export type { RecoveryReport };
+export { resolveInputs };
 
 export type EngineState = 'created' | 'running' | 'draining' | 'stopped';
 
@@ -44,17 +46,6 @@ export interface StartParams {
   template_file?: string;
 }
 
-export interface RecoveryReport {
-  tasks_seen: number;
-  requeued: string[];
-  rerun: string[];
-  paused: string[];
-  killed_groups: number;
-  swept_temp_files: number;
-  unreadable: Array<{ id: string; error: string }>;
-  repaired: RepairResult[];
-  duration_ms: number;
-}
 
 interface Active {
   controller: AbortController;
@@ -293,7 +284,7 @@ export class Engine extends EventEmitter {
           if (t.status === 'running') {
             // Not ours (recovery has not reached it, or it is between runs): treat as stopped.
             const step = t.steps[t.current_step];
-            if (step?.status === 'running' && step.process) void this.killLeftover(step);
+            if (step?.status === 'running' && step.process) void killLeftover(step, this.config.kill_grace_ms);
           }
           transition(t, 'abandoned', 'canceled by the user');
         }).then((t) => {
@@ -524,84 +515,24 @@ export class Engine extends EventEmitter {
   }
 
   private async recover(scan: IndexScan): Promise<RecoveryReport> {
-    const started = performance.now();
-    const report: RecoveryReport = { tasks_seen: scan.tasks, requeued: [], rerun: [], paused: [], killed_groups: 0, swept_temp_files: 0, unreadable: [], repaired: [], duration_ms: 0 };
-    // Only unfinished tasks (and unreadable ones) need recovery; the index found them without reading the rest.
-    const candidates = new Map<string, string>();
-    for (const t of this.index.list({ status: ['pending', 'running'] })) candidates.set(t.id, t.workspace);
-    for (const u of this.index.unreadableTasks()) candidates.set(u.id, u.workspace);
-    const toQueue: TaskRecord[] = [];
-    for (const [id, workspace] of candidates) {
-      report.swept_temp_files += (await this.store.tasks.sweep(workspace, id)).length;
-      let task: TaskRecord;
-      try {
-        task = await this.readOrRepair(workspace, id, report);
-        this.index.put(task);
-      } catch (err) {
-        report.unreadable.push({ id, error: (err as Error).message });
-        this.log?.warn({ task: id }, `recovery skipped task ${id}: ${(err as Error).message}`);
-        continue;
-      }
-      if (task.status === 'pending') {
-        toQueue.push(task);
-        report.requeued.push(id);
-        continue;
-      }
-      if (task.status !== 'running') continue;
-      const step = task.steps[task.current_step];
-      if (step?.status === 'running') {
-        if (step.process && (await this.killLeftover(step))) report.killed_groups++;
-        const policy = (step.definition as { on_interrupt?: string }).on_interrupt ?? 'rerun';
-        if (policy === 'pause') {
-          try {
-            let since = 0;
-            const t = await this.store.tasks.updateTask(id, (t) => {
-              since = t.transitions.length;
-              const s = t.steps[t.current_step]!;
-              t.step_results.push({
-                step_index: t.current_step,
-                step_name: s.name,
-                attempt: s.attempts,
-                status: 'interrupted',
-                started_at: s.started_at ?? t.updated_at,
-                completed_at: new Date().toISOString(),
-                duration_ms: 0,
-                exit_code: null,
-                signal: null,
-                error: 'interrupted: the daemon stopped while this attempt ran (on_interrupt: pause)',
-                artifacts: [],
-                files_changed: [],
-                output_bytes: 0,
-                output_truncated: false,
-              });
-              s.status = 'pending';
-              s.process = null;
-              transition(t, 'interrupted', `step ${s.name} was interrupted and has on_interrupt: pause; resume it when it is safe`);
-            });
-            this.logTransitions(t, since);
-            this.emitTask(t);
-            report.paused.push(id);
-          } catch (err) {
-            report.unreadable.push({ id, error: (err as Error).message });
-          }
-          continue;
-        }
-        report.rerun.push(id);
-      } else {
-        report.requeued.push(id);
-      }
-      toQueue.push(task);
-    }
-    // Queue in the original order; the scheduler applies priority on top.
-    toQueue.sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : compareIds(a.id, b.id)));
+    const { report, toQueue, candidates } = await recoverTasks(
+      {
+        store: this.store,
+        index: this.index,
+        killGraceMs: this.config.kill_grace_ms,
+        log: this.log,
+        settled: (t, since) => {
+          this.logTransitions(t, since);
+          this.emitTask(t);
+        },
+      },
+      scan,
+    );
     for (const t of toQueue) this.enqueue(t);
     // A killed writer can leave temp files in tasks recovery had no reason to read too (an
     // approve or a repair cut off mid-write): those are swept in the background, so a large
     // home does not delay the start.
-    const rest = this.index.list({}).filter((t) => !candidates.has(t.id));
-    this.sweeping = this.sweepIdle(rest);
-    report.duration_ms = Math.round(performance.now() - started);
-    this.log?.info({ recovery: { ...report, requeued: report.requeued.length, rerun: report.rerun.length } }, 'recovery finished');
+    this.sweeping = this.sweepIdle(this.index.list({}).filter((t) => !candidates.has(t.id)));
     return report;
   }
 
@@ -613,70 +544,6 @@ export class Engine extends EventEmitter {
     }
     if (swept) this.log?.info({ swept_temp_files: swept }, `swept ${swept} temp file(s) left by dead writers in idle tasks`);
   }
-
-  /** Reads a task for recovery; an unreadable checkpoint is restored from task.json.bak, rebuilt from task.log, or quarantined. */
-  private async readOrRepair(workspace: string, id: string, report: RecoveryReport): Promise<TaskRecord> {
-    try {
-      const r = await this.store.tasks.readTaskAt(workspace, id);
-      if (r.source === 'primary') return r.task;
-    } catch (err) {
-      if (!isAtlasError(err, 'corrupt')) throw err;
-    }
-    const fixed = await repairTask(this.store.paths, workspace, id);
-    report.repaired.push(fixed);
-    this.log?.warn({ task: id, repair: fixed }, `task ${id}: ${fixed.problem ?? 'unreadable'}; ${fixed.action.replace(/_/g, ' ')}`);
-    if (fixed.action === 'quarantined') throw new AtlasError('corrupt', `task ${id} could not be recovered and was moved to ${fixed.quarantined_to}`);
-    return (await this.store.tasks.readTaskAt(workspace, id)).task;
-  }
-
-  /** Kills a step's leftover process group from an earlier process, if it is still ours. */
-  private async killLeftover(step: StepState): Promise<boolean> {
-    const p = step.process;
-    if (!p) return false;
-    // A pid is never reused while its process group lives, so a live group whose leader is
-    // gone is still ours; a live leader must also match the recorded start time.
-    const ours = sameProcessAlive(p.pid, p.start_ticks) || (!pidAlive(p.pid) && processGroupAlive(p.pgid));
-    if (!ours) return false;
-    return killLeftoverGroup(p.pgid, this.config.kill_grace_ms);
-  }
-}
-
-function newStepState(definition: StepState['definition']): StepState {
-  return {
-    name: definition.name,
-    type: definition.type,
-    status: 'pending',
-    attempts: 0,
-    started_at: null,
-    completed_at: null,
-    error: null,
-    definition,
-    process: null,
-    deadline: null,
-    next_attempt_at: null,
-  };
-}
-
-/** Checks given inputs against the template: unknown ones refused, required ones present, defaults applied. */
-export function resolveInputs(template: Template, given: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(given)) {
-    if (!(k in template.inputs)) {
-      const known = Object.keys(template.inputs);
-      throw new AtlasError('invalid_input', `template ${template.name} has no input '${k}'; its inputs are: ${known.join(', ') || '(none)'}`, {
-        details: { input: k, known },
-      });
-    }
-    if (typeof v !== 'string') throw new AtlasError('invalid_input', `input '${k}' must be a string`);
-    if (v.includes('\0')) throw new AtlasError('invalid_input', `input '${k}' contains a NUL byte`);
-    out[k] = v;
-  }
-  for (const [k, spec] of Object.entries(template.inputs)) {
-    if (out[k] !== undefined) continue;
-    if (spec.default !== undefined) out[k] = spec.default;
-    else if (spec.required) throw new AtlasError('invalid_input', `template ${template.name} needs input '${k}'${spec.description ? ` (${spec.description})` : ''}: pass -i ${k}=VALUE`, { details: { input: k } });
-  }
-  return out;
 }
 
 function errorData(err: unknown): Record<string, unknown> {
