@@ -1,7 +1,7 @@
 // config.yaml (DESIGN §8): validated once, at the edge, into a fully defaulted object.
 // Unknown keys and bad values are refused with the key's name, the value and what was expected.
 import fsp from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
+import { lazyYaml } from '../util/lazy-yaml.js';
 import { z } from 'zod';
 import { AtlasError, errnoCode, storageError } from '../errors.js';
 import { durationSchema, parseDuration, retriesSchema } from '../templates/schema.js';
@@ -71,7 +71,7 @@ function parseSize(v: number | string): number | undefined {
 export function parseConfig(text: string, file: string): Config {
   let raw: unknown;
   try {
-    raw = parseYaml(text) ?? {};
+    raw = lazyYaml().parse(text) ?? {};
   } catch (err) {
     throw new AtlasError('config_invalid', `${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`, { details: { file } });
   }

@@ -3,14 +3,15 @@
 // override built-ins of the same name.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { LineCounter, isMap, isSeq, parseDocument, type Document } from 'yaml';
+import type { Document, LineCounter } from 'yaml';
+import { lazyYaml } from '../util/lazy-yaml.js';
+import { packageRoot } from '../util/package-root.js';
 import type { z } from 'zod';
 import { AtlasError, errnoCode, storageError } from '../errors.js';
 import { assertName, isValidName } from '../store/names.js';
 import { STEP_TYPES, stepSchemaFor, templateHeaderSchema, type StepSpec, type Template } from './schema.js';
 
-export const BUILTIN_DIR = fileURLToPath(new URL('../../../templates/', import.meta.url));
+export const BUILTIN_DIR = path.join(packageRoot(), 'templates');
 
 export interface TemplateProblem {
   file: string;
@@ -40,8 +41,9 @@ function fieldPath(segments: ReadonlyArray<PropertyKey>): string {
 
 /** Parses and checks template text; throws a TemplateError naming file, line and field. */
 export function parseTemplate(text: string, file: string, builtin = false): Template {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const yaml = lazyYaml();
+  const lineCounter = new yaml.LineCounter();
+  const doc = yaml.parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const problems: TemplateProblem[] = [];
   const lineOf = (segments: ReadonlyArray<PropertyKey>): number => lineAt(doc, lineCounter, segments);
 
@@ -135,6 +137,7 @@ function issueProblem(file: string, issue: z.core.$ZodIssue, prefix: PropertyKey
 
 /** The line of the deepest node along `segments` that exists in the document (1-based). */
 function lineAt(doc: Document, lc: LineCounter, segments: ReadonlyArray<PropertyKey>): number {
+  const { isMap, isSeq } = lazyYaml();
   let node: unknown = doc.contents;
   let line = 1;
   const take = (n: unknown) => {
