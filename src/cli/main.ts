@@ -37,4 +37,12 @@ export function buildCli(argv: string[]): Argv {
   return cli;
 }
 
+// `atlas logs ID | head` closes our stdout early: that is the reader's choice, not an error.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+}
+
 await buildCli(hideBin(process.argv)).parseAsync();
