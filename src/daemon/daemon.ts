@@ -8,7 +8,6 @@
 // skips the grace period.
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import { AtlasError } from '../errors.js';
@@ -138,14 +137,6 @@ export class Daemon {
   }
 }
 
-export function readOwner(pidFile: string): DaemonOwner | undefined {
-  try {
-    return JSON.parse(fs.readFileSync(pidFile, 'utf8')) as DaemonOwner;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Runs a daemon in this process until it is stopped; wires SIGTERM/SIGINT. */
 export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
   const daemon = new Daemon(options);
@@ -165,24 +156,4 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
   });
   await daemon.start();
   return daemon;
-}
-
-/** True when something answers on the socket. */
-export function probeSocket(socketPath: string, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(socketPath);
-    const t = setTimeout(() => {
-      s.destroy();
-      resolve(false);
-    }, timeoutMs);
-    s.once('connect', () => {
-      clearTimeout(t);
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => {
-      clearTimeout(t);
-      resolve(false);
-    });
-  });
 }

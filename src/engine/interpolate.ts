@@ -12,10 +12,6 @@ import type { TaskRecord } from '../store/records.js';
 
 const REF = /\{\{\s*(inputs|task)\.([A-Za-z0-9_]+)\s*\}\}/g;
 
-export function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
 export function inputEnvName(name: string): string {
   return `ATLAS_INPUT_${name.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`;
 }

@@ -134,19 +134,6 @@ export async function ensureDir(dir: string): Promise<void> {
   for (const p of parents) await fsyncDir(p);
 }
 
-export function ensureDirSync(dir: string): void {
-  fs.mkdirSync(dir, { recursive: true, mode: DIR_MODE });
-}
-
-export async function readFileIfExists(file: string): Promise<Buffer | undefined> {
-  try {
-    return await fsp.readFile(file);
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return undefined;
-    throw storageError('read', file, err);
-  }
-}
-
 /** Removes temp files in `dir` left by writers that are no longer alive. Returns their names. */
 export async function sweepTempFiles(dir: string): Promise<string[]> {
   let names: string[];

@@ -154,6 +154,3 @@ export function summarize(task: TaskRecord): TaskSummary {
   };
 }
 
-export function nowIso(): string {
-  return new Date().toISOString();
-}
