@@ -11,6 +11,7 @@
 // left the group), then SIGKILL after a grace period if anything is still alive. A process
 // ended by a signal is reported with that signal and a null exit code, never as exit 0.
 import { spawn, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
 import { StringDecoder } from 'node:string_decoder';
 import treeKill from 'tree-kill';
 import { errnoCode, storageError } from '../errors.js';
@@ -123,10 +124,15 @@ export async function runProcess(opts: RunOptions): Promise<RunResult> {
       gate.end(opts.stdin === undefined ? 'go\n' : `go\n${opts.stdin}`);
     }
     const { code, signal } = await exited;
+    const weStoppedIt = timedOut || canceled;
     // Whatever the command left running in its group goes with it.
     if (processGroupAlive(pid)) await stop();
     if (stopping) await stopping;
-    return { exitCode: signal ? null : code, signal, timedOut, canceled, durationMs: performance.now() - started };
+    // When we stopped the tree, the gate shell may exit on its own with 128+N after its child
+    // died of our signal N, a moment before the signal reaches the shell itself: that is
+    // still a kill by signal N, not an exit code.
+    const bySignal = signal ?? (weStoppedIt && code !== null && code > 128 ? signalName(code - 128) : null);
+    return { exitCode: bySignal ? null : code, signal: bySignal, timedOut, canceled, durationMs: performance.now() - started };
   } finally {
     if (timer) clearTimeout(timer);
     opts.signal.removeEventListener('abort', onAbort);
@@ -205,6 +211,11 @@ export async function killLeftoverGroup(pgid: number, graceMs: number): Promise<
   if (!processGroupAlive(pgid)) return false;
   await stopTree(pgid, graceMs);
   return true;
+}
+
+function signalName(n: number): NodeJS.Signals | null {
+  const found = Object.entries(os.constants.signals).find(([, v]) => v === n);
+  return found ? (found[0] as NodeJS.Signals) : null;
 }
 
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
