@@ -10,6 +10,7 @@ import type { LogRecord } from '../store/task-log.js';
 import { withClient, type GlobalArgs } from './connect.js';
 import { follow } from './follow.js';
 import { EXIT, ago, c, duration, fail, info, printJson, statusColor, table } from './output.js';
+import { editDistance } from '../util/distance.js';
 
 type Args = GlobalArgs & Record<string, unknown>;
 
@@ -55,24 +56,10 @@ async function closestId(client: AtlasClient, id: string): Promise<string | unde
   const list = (await client.call('task.list', { limit: 500 }).catch(() => [])) as TaskSummary[];
   let best: { id: string; d: number } | undefined;
   for (const t of list) {
-    const d = distance(id, t.id);
+    const d = editDistance(id, t.id);
     if (!best || d < best.d) best = { id: t.id, d };
   }
   return best && best.d <= Math.max(3, Math.floor(id.length / 4)) ? best.id : undefined;
-}
-
-function distance(a: string, b: string): number {
-  const dp = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0]!;
-    dp[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j]!;
-      dp[j] = Math.min(dp[j]! + 1, dp[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return dp[b.length]!;
 }
 
 const ended = (t: { status: string }) => (t.status === 'completed' ? EXIT.OK : EXIT.TASK_FAILED);

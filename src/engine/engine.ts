@@ -275,9 +275,7 @@ export class Engine extends EventEmitter {
       }
       this.scheduler.remove(id);
       try {
-        let since = 0;
-        return await this.store.tasks.updateTask(id, (t) => {
-          since = t.transitions.length;
+        return await this.updateAndLog(id, (t) => {
           if (TERMINAL_STATUSES.has(t.status)) {
             throw new AtlasError('not_allowed', `task ${id} is already ${t.status}`, { details: { id, status: t.status } });
           }
@@ -287,10 +285,6 @@ export class Engine extends EventEmitter {
             if (step?.status === 'running' && step.process) void killLeftover(step, this.config.kill_grace_ms);
           }
           transition(t, 'abandoned', 'canceled by the user');
-        }).then((t) => {
-          this.logTransitions(t, since);
-          this.emitTask(t);
-          return t;
         });
       } catch (err) {
         if (isAtlasError(err, 'conflict') && tries < 5) continue;
@@ -427,19 +421,24 @@ export class Engine extends EventEmitter {
         continue;
       }
       try {
-        let since = 0;
-        const t = await this.store.tasks.updateTask(id, (task) => {
-          since = task.transitions.length;
-          mutate(task);
-        });
-        this.logTransitions(t, since);
-        this.emitTask(t);
-        return t;
+        return await this.updateAndLog(id, mutate);
       } catch (err) {
         if (isAtlasError(err, 'conflict') && tries < 5) continue;
         throw err;
       }
     }
+  }
+
+  /** Updates a task under its lock, then logs the status changes it made and announces it. */
+  private async updateAndLog(id: string, mutate: (t: TaskRecord) => void): Promise<TaskRecord> {
+    let since = 0;
+    const t = await this.store.tasks.updateTask(id, (task) => {
+      since = task.transitions.length;
+      mutate(task);
+    });
+    this.logTransitions(t, since);
+    this.emitTask(t);
+    return t;
   }
 
   /** Logs the status changes an update made outside a runner (a runner logs its own). */

@@ -8,20 +8,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { TaskRecord, TaskSummary } from '../../src/store/records.js';
 import { TestHome, assertGone, expectExit, groupAlive, parseStdout, waitFor } from '../helpers/daemon.js';
-
-function distance(a: string, b: string): number {
-  const dp = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0]!;
-    dp[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j]!;
-      dp[j] = Math.min(dp[j]! + 1, dp[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return dp[b.length]!;
-}
+import { editDistance as distance } from '../../src/util/distance.js';
 
 describe('atlas cancel, approve, reject, resume and exit codes', () => {
   let h: TestHome;

@@ -15,6 +15,7 @@ import { DEFAULT_CONFIG, type Config } from '../../src/config/config.js';
 import { Engine } from '../../src/engine/engine.js';
 import type { TaskRecord } from '../../src/store/records.js';
 import type { LogRecord } from '../../src/store/task-log.js';
+import { homeProcesses } from '../helpers/daemon.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** Compiled fixtures: dist/test/fixtures/NAME.js. */
@@ -189,22 +190,8 @@ export function readPid(file: string): number {
 }
 
 /** Live (non-zombie) processes whose environment holds ATLAS_HOME=<home>: step processes of that home. */
-export function stepProcesses(home: string): number[] {
-  const marker = Buffer.from(`ATLAS_HOME=${path.resolve(home)}\0`);
-  const out: number[] = [];
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const pid = Number(name);
-    if (pid === process.pid) continue;
-    try {
-      const environ = fs.readFileSync(`/proc/${pid}/environ`);
-      if (environ.includes(marker) && processState(pid) !== 'Z') out.push(pid);
-    } catch {
-      // gone, or not ours
-    }
-  }
-  return out;
-}
+export const stepProcesses = homeProcesses;
+
 
 async function waitForNoStrays(home: string): Promise<number[]> {
   try {
