@@ -181,7 +181,7 @@ async function logs(engine: Engine, p: ParamsOf<'task.logs'>, conn: Connection):
   };
   // Appends are synchronous, so subscribing and reading the file in one synchronous stretch
   // means every record is either in the history or in the live stream, never both or neither.
-  const { records, skipped } = engine.store.readLogSync(task.workspace, task.id, wanted);
+  const { records, skipped } = engine.store.readLogSync?.(task.workspace, task.id, wanted) ?? (await engine.store.readLog(task.workspace, task.id, wanted));
   if (p.follow) {
     engine.on('log', onLog);
     engine.on('task', onTask);

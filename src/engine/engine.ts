@@ -11,10 +11,11 @@ import { AtlasError, isAtlasError } from '../errors.js';
 import { assertName, assertTaskId } from '../store/names.js';
 import { SCHEMA_VERSION, TERMINAL_STATUSES, type StepState, type TaskRecord, type TaskStatus, type TaskSummary } from '../store/records.js';
 import { runDoctor, type DoctorReport } from './doctor.js';
-import { Store } from '../store/store.js';
+import { FsStore } from '../store/fs-store.js';
+import type { Store, StoreIndex, TaskFilter } from '../store/store.js';
 import type { LogRecord } from '../store/task-log.js';
-import { TaskIndex, type IndexScan } from '../store/task-index.js';
-import { idSortKey, type TaskFilter } from '../store/task-store.js';
+import type { IndexScan } from '../store/task-index.js';
+import { idSortKey } from '../store/task-store.js';
 import { BUILTIN_DIR, TemplateRegistry, loadTemplateFile } from '../templates/loader.js';
 import type { Template } from '../templates/schema.js';
 import { newStepState, resolveInputs } from './new-task.js';
@@ -68,7 +69,7 @@ export class Engine extends EventEmitter {
   private readonly log: Logger | undefined;
   /** The background sweep of idle tasks' temp files started by recovery. */
   private sweeping: Promise<void> | undefined;
-  readonly index: TaskIndex;
+  readonly index: StoreIndex;
 
   private constructor(store: Store, config: Config, templates: TemplateRegistry, logger: Logger | undefined) {
     super();
@@ -77,13 +78,13 @@ export class Engine extends EventEmitter {
     this.config = config;
     this.templates = templates;
     this.log = logger;
-    this.index = new TaskIndex(store.paths);
+    this.index = store.openIndex();
     this.scheduler = new Scheduler(config.max_concurrent_tasks, (e) => this.runEntry(e));
   }
 
   static async open(options: EngineOptions): Promise<Engine> {
     const logger = options.logger;
-    const store = new Store(options.home, { warn: (msg, details) => logger?.warn(details ?? {}, msg) });
+    const store = new FsStore(options.home, { warn: (msg, details) => logger?.warn(details ?? {}, msg) });
     await store.init();
     const config = options.config ?? (await loadConfig(store.paths.config));
     const templates = new TemplateRegistry(store.paths.templatesDir, options.builtinTemplatesDir ?? BUILTIN_DIR);
@@ -177,6 +178,7 @@ export class Engine extends EventEmitter {
   async listTasks(filter: TaskFilter = {}): Promise<TaskSummary[]> {
     if (filter.workspace !== undefined) assertName('workspace', filter.workspace);
     if (this.state === 'created') await this.index.load();
+    else await this.index.catchUp?.();
     return this.index.list(filter);
   }
 
@@ -302,7 +304,7 @@ export class Engine extends EventEmitter {
     const active = this.active.get(id);
     if (active) await active.done;
     if (this.active.has(id)) throw new AtlasError('not_allowed', `task ${id} is running; cancel it first`);
-    this.store.logs.close(this.store.paths.taskLog(task.workspace, id));
+    this.store.closeLog(task.workspace, id);
     await this.store.tasks.deleteTask(id);
     this.index.remove(id, task.workspace);
     this.emit('deleted', id);

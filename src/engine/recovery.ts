@@ -10,9 +10,9 @@
 import type { Logger } from 'pino';
 import { AtlasError, isAtlasError } from '../errors.js';
 import type { StepState, TaskRecord } from '../store/records.js';
-import { repairTask, type RepairResult } from '../store/repair.js';
-import type { Store } from '../store/store.js';
-import type { IndexScan, TaskIndex } from '../store/task-index.js';
+import type { RepairResult } from '../store/repair.js';
+import type { Store, StoreIndex } from '../store/store.js';
+import type { IndexScan } from '../store/task-index.js';
 import { compareIds } from '../store/task-store.js';
 import { killLeftoverGroup } from '../steps/process.js';
 import { pidAlive, processGroupAlive, sameProcessAlive } from '../util/proc.js';
@@ -32,7 +32,7 @@ export interface RecoveryReport {
 
 export interface RecoveryContext {
   store: Store;
-  index: TaskIndex;
+  index: StoreIndex;
   killGraceMs: number;
   log: Logger | undefined;
   /** Called after recovery changed a task itself (paused it): `since` is the first new transition. */
@@ -136,7 +136,7 @@ async function readOrRepair(ctx: RecoveryContext, workspace: string, id: string,
   } catch (err) {
     if (!isAtlasError(err, 'corrupt')) throw err;
   }
-  const fixed: RepairResult = await repairTask(ctx.store.paths, workspace, id);
+  const fixed: RepairResult = await ctx.store.repairTask(workspace, id);
   report.repaired.push(fixed);
   ctx.log?.warn({ task: id, repair: fixed }, `task ${id}: ${fixed.problem ?? 'unreadable'}; ${fixed.action.replace(/_/g, ' ')}`);
   if (fixed.action === 'quarantined') throw new AtlasError('corrupt', `task ${id} could not be recovered and was moved to ${fixed.quarantined_to}`);

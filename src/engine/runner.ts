@@ -12,14 +12,12 @@
 //      concurrently. The step counts as finished only once both are on disk.
 // So a shell step costs one fsynced checkpoint plus one atomic rename, and a zero wait one
 // fsynced checkpoint.
-import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config/config.js';
 import { retryPolicy } from '../config/config.js';
 import { isAtlasError, storageError } from '../errors.js';
-import { FILE_MODE } from '../store/atomic.js';
 import type { StepResult, StepState, TaskRecord, TaskStatus } from '../store/records.js';
-import type { Store } from '../store/store.js';
+import type { ArtifactStream, Store } from '../store/store.js';
 import { Tail } from '../steps/capture.js';
 import type { StepContext, StepOutcome } from '../steps/executor.js';
 import type { StreamName } from '../steps/process.js';
@@ -325,8 +323,7 @@ class AttemptOutput {
   bytes = 0;
   truncated = false;
   readonly tail = new Tail(4096);
-  private fd: number | undefined;
-  private name: string | undefined;
+  private readonly stream: ArtifactStream;
   /** A log write that failed (a full disk): output arrives in stream callbacks, so the error is kept and thrown by finish(). */
   private failure: unknown;
 
@@ -337,7 +334,9 @@ class AttemptOutput {
     private readonly attempt: number,
     private readonly rc: RunContext,
     private readonly log: Log,
-  ) {}
+  ) {
+    this.stream = rc.store.artifacts(task.workspace, task.id).openStream(`${step.name}.output`, '.log', attempt);
+  }
 
   write(stream: StreamName, text: string): void {
     this.tail.write(stream, text);
@@ -367,26 +366,11 @@ class AttemptOutput {
   }
 
   private toArtifact(text: string): void {
+    if (this.failure !== undefined) return;
     try {
-      if (this.fd === undefined) {
-        const dir = this.rc.store.paths.artifactsDir(this.task.workspace, this.task.id);
-        fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-        for (let n = this.attempt; ; n++) {
-          const name = `${this.step.name}.output.${n}.log`;
-          try {
-            this.fd = fs.openSync(path.join(dir, name), 'wx', FILE_MODE);
-            this.name = name;
-            break;
-          } catch (err) {
-            if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-          }
-        }
-      }
-      fs.writeSync(this.fd!, text);
+      this.stream.write(text);
     } catch (err) {
       // The log still has the output; a failing artifact must not fail the step.
-      if (this.fd !== undefined) fs.closeSync(this.fd);
-      this.fd = undefined;
       this.failure ??= err;
     }
   }
@@ -398,17 +382,10 @@ class AttemptOutput {
       throw storageError('record the output of step', this.step.name, this.failure);
     }
     if (this.bytes > this.rc.config.output_cap) this.truncated = true;
-    const fd = this.fd;
-    if (fd === undefined) return undefined;
-    this.fd = undefined;
-    await new Promise<void>((resolve) => fs.fdatasync(fd, () => resolve()));
-    fs.closeSync(fd);
-    return this.name;
+    return this.stream.finish();
   }
 
   close(): void {
-    if (this.fd !== undefined) fs.closeSync(this.fd);
-    this.fd = undefined;
+    this.stream.close();
   }
 }
-

@@ -1,7 +1,7 @@
 // The one small interface every step type implements. The engine owns state, checkpoints
 // and retries; an executor only does its step's work and says how it went.
 import type { Config } from '../config/config.js';
-import type { ArtifactDir } from '../store/artifacts.js';
+import type { StoreArtifacts } from '../store/store.js';
 import type { StepProcess, TaskRecord, TaskStatus } from '../store/records.js';
 import type { StepSpec } from '../templates/schema.js';
 import { runProcess, type OutputSink, type RunResult } from './process.js';
@@ -21,7 +21,7 @@ export interface StepContext {
   /** What is left of the step's timeout (monotonic), or null when it has none. */
   remainingMs(): number | null;
   config: Config;
-  artifacts: ArtifactDir;
+  artifacts: StoreArtifacts;
   output: OutputSink;
   /** Persists a spawned process (attempt, pid, pgid, start time) before it is let run. */
   recordProcess(proc: StepProcess): Promise<void>;

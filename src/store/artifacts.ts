@@ -3,19 +3,17 @@
 // free number with link(), which fails if that name exists: two writers racing for the next
 // version never overwrite each other (the loser moves on to the next number), and neither a
 // reader nor a crash ever sees a version half written.
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { AtlasError, errnoCode, storageError } from '../errors.js';
 import { FILE_MODE, ensureDir, fsyncDir, tempPathFor, writeFileDurable } from './atomic.js';
 import { assertName } from './names.js';
+import type { ArtifactInfo, ArtifactStream, StoreArtifacts } from './store.js';
 
-export interface ArtifactInfo {
-  name: string;
-  size: number;
-  modified_at: string;
-}
+export type { ArtifactInfo };
 
-export class ArtifactDir {
+export class ArtifactDir implements StoreArtifacts {
   constructor(readonly dir: string) {}
 
   /** Saves (or replaces) an artifact under a fixed name. */
@@ -65,6 +63,10 @@ export class ArtifactDir {
     }
   }
 
+  openStream(base: string, ext: string, from: number): ArtifactStream {
+    return new FileArtifactStream(this.dir, base, ext, from);
+  }
+
   async highestVersion(base: string, ext: string): Promise<number> {
     let max = 0;
     for (const name of await this.names()) {
@@ -105,5 +107,55 @@ export class ArtifactDir {
       if (errnoCode(err) === 'ENOENT') return [];
       throw storageError('list', this.dir, err);
     }
+  }
+}
+
+/** A streamed artifact: created (never overwriting) on the first write, appended with
+ *  synchronous writes, fdatasynced once at the end. */
+class FileArtifactStream implements ArtifactStream {
+  private fd: number | undefined;
+  name: string | undefined;
+
+  constructor(
+    private readonly dir: string,
+    private readonly base: string,
+    private readonly ext: string,
+    private readonly from: number,
+  ) {}
+
+  write(text: string): void {
+    try {
+      if (this.fd === undefined) {
+        fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+        for (let n = this.from; ; n++) {
+          const name = assertName('artifact', `${this.base}.${n}${this.ext}`);
+          try {
+            this.fd = fs.openSync(path.join(this.dir, name), 'wx', FILE_MODE);
+            this.name = name;
+            break;
+          } catch (err) {
+            if (errnoCode(err) !== 'EEXIST') throw err;
+          }
+        }
+      }
+      fs.writeSync(this.fd!, text);
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+  }
+
+  async finish(): Promise<string | undefined> {
+    const fd = this.fd;
+    if (fd === undefined) return undefined;
+    this.fd = undefined;
+    await new Promise<void>((resolve) => fs.fdatasync(fd, () => resolve()));
+    fs.closeSync(fd);
+    return this.name;
+  }
+
+  close(): void {
+    if (this.fd !== undefined) fs.closeSync(this.fd);
+    this.fd = undefined;
   }
 }

@@ -17,7 +17,8 @@ import { isValidName, isValidTaskId } from './names.js';
 import type { HomePaths } from './paths.js';
 import { summarize, type TaskRecord, type TaskStatus, type TaskSummary } from './records.js';
 import { decodeTask } from './task-codec.js';
-import { idSortKey, type TaskFilter } from './task-store.js';
+import type { StoreIndex, TaskFilter } from './store.js';
+import { idSortKey } from './task-store.js';
 
 const SNAPSHOT_VERSION = 2;
 
@@ -44,7 +45,7 @@ function sigOf(st: fs.Stats): string {
   return `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 }
 
-export class TaskIndex {
+export class TaskIndex implements StoreIndex {
   private readonly entries = new Map<string, Entry>();
   /** Ids newest first; rebuilt lazily after changes. */
   private order: string[] | undefined;

@@ -11,24 +11,12 @@ import { AtlasError, errnoCode, isAtlasError, storageError } from '../errors.js'
 import { ensureDir, fsyncDir, sweepTempFiles, writeFileDurable } from './atomic.js';
 import { assertName, assertTaskId, isValidName, isValidTaskId } from './names.js';
 import type { HomePaths } from './paths.js';
-import { TERMINAL_STATUSES, type TaskRecord, type TaskStatus } from './records.js';
+import { TERMINAL_STATUSES, type TaskRecord } from './records.js';
+import type { ReadResult, StoreTasks, TaskFilter, Warn } from './store.js';
 import { decodeTask, encodeTask } from './task-codec.js';
 import { breakDeadLock, lockTaskDir, type TaskLock } from './task-lock.js';
 
-export interface TaskFilter {
-  workspace?: string;
-  status?: TaskStatus | TaskStatus[];
-  template?: string;
-  limit?: number;
-}
-
-export type Warn = (message: string, details?: Record<string, unknown>) => void;
-
-export interface ReadResult {
-  task: TaskRecord;
-  /** 'backup' when task.json was unreadable and task.json.bak was used instead. */
-  source: 'primary' | 'backup';
-}
+export type { TaskFilter, Warn, ReadResult };
 
 /** What this process last wrote to a task.json: the revision and the file's identity. An inode
  *  alone is not enough: ext4 hands a freed inode number to the next new file, and an in-place
@@ -45,7 +33,7 @@ function sameFile(w: Written, st: Stats): boolean {
   return w.ino === st.ino && w.size === st.size && w.mtimeMs === st.mtimeMs && w.ctimeMs === st.ctimeMs;
 }
 
-export class TaskStore {
+export class TaskStore implements StoreTasks {
   readonly paths: HomePaths;
   private readonly warn: Warn;
   /** id -> workspace, so a task is found by id alone (ids are unique across the home). */

@@ -4,9 +4,10 @@ import { AtlasError, errnoCode, storageError } from '../errors.js';
 import { ensureDir, writeFileDurable } from './atomic.js';
 import { assertName, isValidName } from './names.js';
 import type { HomePaths } from './paths.js';
+import type { StoreWorkspaces } from './store.js';
 import { SCHEMA_VERSION, type WorkspaceRecord } from './records.js';
 
-export class WorkspaceStore {
+export class WorkspaceStore implements StoreWorkspaces {
   constructor(private readonly paths: HomePaths) {}
 
   async create(input: Omit<WorkspaceRecord, 'schema_version' | 'created_at'>): Promise<WorkspaceRecord> {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { test } from 'node:test';
 import type { TaskRecord } from '../../src/store/records.js';
-import { Store } from '../../src/store/store.js';
+import { FsStore } from '../../src/store/fs-store.js';
 import { addTask, addWorkspace, expectCode, tempHome, type TempHome } from './helpers.js';
 
 interface Warning {
@@ -49,7 +49,7 @@ for (const [kind, damage] of DAMAGE) {
       assert.ok(warnings.length >= 1, 'the fallback is reported');
       assert.ok(warnings.every((w) => w.message.includes(file) && w.message.includes('task.json.bak')), 'the warning names both files');
       // A fresh store (another process) falls back the same way.
-      assert.equal((await new Store(h.home).tasks.readTask(task.id)).source, 'backup');
+      assert.equal((await new FsStore(h.home).tasks.readTask(task.id)).source, 'backup');
     } finally {
       await h.cleanup();
     }
@@ -103,7 +103,7 @@ test('a checkpoint after a fallback to the backup repairs task.json', { timeout:
   try {
     const file = h.store.paths.taskFile('alpha', task.id);
     fs.writeFileSync(file, '{"trunc');
-    const fresh = new Store(h.home);
+    const fresh = new FsStore(h.home);
     const { task: recovered, source } = await fresh.tasks.readTask(task.id);
     assert.equal(source, 'backup');
     recovered.description = 'repaired';
@@ -134,7 +134,7 @@ test("schema_version '9.0': refused as unsupported_schema and never rewritten", 
     // No write path touches it: not an update, not a checkpoint from a writer that held the task before.
     await expectCode(() => h.store.tasks.updateTask(task.id, (t) => { t.description = 'clobber'; }), 'unsupported_schema');
     await expectCode(() => h.store.tasks.checkpoint(task), 'unsupported_schema');
-    await expectCode(() => new Store(h.home).tasks.checkpoint({ ...task, revision: 7 }), 'unsupported_schema');
+    await expectCode(() => new FsStore(h.home).tasks.checkpoint({ ...task, revision: 7 }), 'unsupported_schema');
     const listed = await h.store.tasks.listTasks();
     assert.deepEqual(listed.map((t) => t.id).sort(), others.map((t) => t.id).sort());
     assert.ok(warnings.some((w) => w.message.includes(task.id) && w.message.includes('newer atlas')));

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { decodeTask } from '../../src/store/task-codec.js';
-import { Store } from '../../src/store/store.js';
+import { FsStore } from '../../src/store/fs-store.js';
 import { addTask, addWorkspace, expectCode, makeTask, mode, tempHome } from './helpers.js';
 
 const T0 = new Date('2026-11-21T10:15:00.123Z');
@@ -52,7 +52,7 @@ test('task ids: task-YYYYMMDD-HHMMSS in UTC, suffixed -2, -3 when taken, unique 
     await tasks.createTask(makeTask(id4, 'alpha'));
 
     // Another process (a fresh store on the same home) sees the ids on disk.
-    const other = new Store(h.home);
+    const other = new FsStore(h.home);
     assert.equal(await other.tasks.newTaskId(T0), 'task-20261121-101500-5');
     // and cannot create a second task with an id that another workspace already holds.
     await expectCode(() => other.tasks.createTask(makeTask(id1, 'beta')), 'already_exists');
@@ -119,7 +119,7 @@ test('tasks: create, get, update with revision checks, backup of the previous ch
     assert.equal(decodeTask(fs.readFileSync(bak, 'utf8'), bak).revision, 2);
 
     // The same across processes: a second store holding revision 3 loses to a write it never saw.
-    const other = new Store(h.home);
+    const other = new FsStore(h.home);
     const c = await other.tasks.getTask(created.id);
     await tasks.checkpoint(a); // revision 4
     c.description = 'from C';

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { errnoCode } from '../../src/errors.js';
 import { decodeTask } from '../../src/store/task-codec.js';
-import { Store } from '../../src/store/store.js';
+import { FsStore } from '../../src/store/fs-store.js';
 import { addTask, addWorkspace, expectCode } from './helpers.js';
 
 /** Writes to `file` until the filesystem is full, down to the last byte. */
@@ -46,7 +46,7 @@ test('full disk: checkpoint and log append fail with storage errors and lose not
     t.skip(`cannot mount a tmpfs: ${(mount.stderr || mount.error?.message || `exit ${mount.status}`).trim()}`);
     return;
   }
-  const store = new Store(path.join(mnt, 'home'));
+  const store = new FsStore(path.join(mnt, 'home'));
   try {
     await store.init();
     await addWorkspace(store, 'alpha', root);

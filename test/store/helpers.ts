@@ -9,7 +9,7 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { isAtlasError, type AtlasError, type ErrorCode } from '../../src/errors.js';
 import { SCHEMA_VERSION, type TaskRecord } from '../../src/store/records.js';
-import { Store, type StoreOptions } from '../../src/store/store.js';
+import { FsStore, type StoreOptions } from '../../src/store/fs-store.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** Compiled fixtures live at dist/test/fixtures/NAME.js. */
@@ -19,14 +19,14 @@ export interface TempHome {
   /** The mkdtemp directory; the home is a child of it, so escapes above the home are visible too. */
   root: string;
   home: string;
-  store: Store;
+  store: FsStore;
   cleanup(): Promise<void>;
 }
 
 export async function tempHome(options: StoreOptions = {}): Promise<TempHome> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'atlas-store-test-'));
   const home = path.join(root, 'home');
-  const store = new Store(home, options);
+  const store = new FsStore(home, options);
   await store.init();
   return {
     root,
@@ -39,7 +39,7 @@ export async function tempHome(options: StoreOptions = {}): Promise<TempHome> {
   };
 }
 
-export async function addWorkspace(store: Store, name: string, dir = os.tmpdir()): Promise<void> {
+export async function addWorkspace(store: FsStore, name: string, dir = os.tmpdir()): Promise<void> {
   await store.workspaces.create({ name, path: dir, kind: 'path', repo: null, branch: null });
 }
 
@@ -84,7 +84,7 @@ export function makeTask(id: string, workspace: string, overrides: Partial<TaskR
 }
 
 /** Creates a task with a fresh id in `workspace`. */
-export async function addTask(store: Store, workspace: string, overrides: Partial<TaskRecord> = {}, now?: Date): Promise<TaskRecord> {
+export async function addTask(store: FsStore, workspace: string, overrides: Partial<TaskRecord> = {}, now?: Date): Promise<TaskRecord> {
   const id = await store.tasks.newTaskId(now);
   return store.tasks.createTask(makeTask(id, workspace, overrides));
 }
