@@ -28,6 +28,30 @@ function parseInputs(list: unknown): Record<string, string> {
   return out;
 }
 
+/**
+ * The environment the task's steps start from: this shell's (captured now and kept with the
+ * task), or with --env-clear only the variables named by --env KEY; --env KEY=VALUE sets one.
+ */
+export function callerEnvironment(list: unknown, clear: boolean, from: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const env: Record<string, string> = {};
+  if (!clear) for (const [k, v] of Object.entries(from)) if (v !== undefined) env[k] = v;
+  for (const item of (Array.isArray(list) ? list : list === undefined ? [] : [list]) as unknown[]) {
+    const s = String(item);
+    const eq = s.indexOf('=');
+    if (eq === 0 || s === '') {
+      process.stderr.write(`atlas: --env expects KEY or KEY=VALUE, got ${JSON.stringify(s)}\n`);
+      process.exit(EXIT.USAGE);
+    }
+    if (eq > 0) env[s.slice(0, eq)] = s.slice(eq + 1);
+    else if (from[s] !== undefined) env[s] = from[s]!;
+    else {
+      process.stderr.write(`atlas: --env ${s}: ${s} is not set in this shell\n`);
+      process.exit(EXIT.USAGE);
+    }
+  }
+  return env;
+}
+
 /** Runs a command body with a client, mapping errors to exit codes; unknown ids get a hint. */
 function action(fn: (args: Args, client: AtlasClient) => Promise<number | void>) {
   return async (a: unknown) => {
@@ -78,6 +102,8 @@ export function registerTaskCommands(cli: Argv): Argv {
           .option('priority', { type: 'number', describe: 'higher runs first (default 0)' })
           .option('wait', { type: 'boolean', describe: 'wait until the task settles; exit 1 unless it completed' })
           .option('follow', { alias: 'f', type: 'boolean', describe: 'show live progress until the task settles' })
+          .option('env', { alias: 'e', type: 'string', array: true, describe: 'KEY keeps that variable (with --env-clear), KEY=VALUE sets one (repeatable)' })
+          .option('env-clear', { type: 'boolean', describe: "start the steps' environment empty instead of from this shell's" })
           .conflicts('wait', 'follow')
           .example('$0 start demo -w scratch --follow', 'run the demo and watch it')
           .example('$0 start validate -w api -i checks="npm test" --wait', 'block until the checks pass or fail'),
@@ -91,6 +117,7 @@ export function registerTaskCommands(cli: Argv): Argv {
           inputs: parseInputs(args['input']),
           ...(args['description'] !== undefined ? { description: String(args['description']) } : {}),
           ...(args['priority'] !== undefined ? { priority: Number(args['priority']) } : {}),
+          env: callerEnvironment(args['env'], Boolean(args['envClear'])),
         })) as TaskRecord;
         if (args['follow']) {
           if (!args.json) info(`${c.bold(task.id)}: ${task.template} in ${task.workspace}, ${task.steps.length} steps`);
@@ -161,6 +188,9 @@ export function registerTaskCommands(cli: Argv): Argv {
           return [`${mark}${i + 1}`, s.name, s.type, statusColor(s.status), String(s.attempts), duration(last?.duration_ms), last?.artifacts.join(', ') ?? '', s.error ? c.red(s.error) : ''];
         });
         process.stdout.write(lines.join('\n') + table(['#', 'STEP', 'TYPE', 'STATUS', 'TRIES', 'TIME', 'ARTIFACTS', 'ERROR'], rows) + '\n');
+        if (t.rejections?.length) {
+          process.stdout.write(`\nrejections\n${t.rejections.map((r, i) => `  ${i + 1}. ${r.at} ${r.step}: ${r.reason}${r.retry_from ? c.dim(` (ran again from ${r.retry_from})`) : c.dim(' (ended the task)')}`).join('\n')}\n`);
+        }
         const step = t.steps[t.current_step];
         if (t.status === 'awaiting_approval' && step) {
           const prompt = (step.definition as { prompt?: string }).prompt;

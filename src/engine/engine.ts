@@ -16,6 +16,7 @@ import type { Store, StoreIndex, TaskFilter } from '../store/store.js';
 import type { LogRecord } from '../store/task-log.js';
 import type { IndexScan } from '../store/task-index.js';
 import { idSortKey } from '../store/task-store.js';
+import { cleanEnvironment } from '../store/task-env.js';
 import { BUILTIN_DIR, TemplateRegistry, loadTemplateFile } from '../templates/loader.js';
 import type { Template } from '../templates/schema.js';
 import { newStepState, resolveInputs } from './new-task.js';
@@ -45,6 +46,8 @@ export interface StartParams {
   priority?: number;
   /** A template file to use instead of a template name (the name is then taken from the file). */
   template_file?: string;
+  /** The environment the task's steps start from (the `atlas start` caller's); absent: the daemon's. */
+  env?: Record<string, string>;
 }
 
 
@@ -129,6 +132,7 @@ export class Engine extends EventEmitter {
     const template = p.template_file ? await loadTemplateFile(p.template_file) : await this.templates.get(p.template);
     this.checkRunnable(template);
     const inputs = resolveInputs(template, p.inputs ?? {});
+    const environment = p.env !== undefined ? cleanEnvironment(p.env) : undefined;
     const priority = p.priority ?? 0;
     if (!Number.isInteger(priority) || Math.abs(priority) > 1_000_000) {
       throw new AtlasError('invalid_input', `priority must be a whole number (got ${String(p.priority)})`);
@@ -163,7 +167,7 @@ export class Engine extends EventEmitter {
       workdir: workspace.path,
       env: template.env,
     };
-    await this.store.tasks.createTask(task);
+    await this.store.tasks.createTask(task, environment ? { environment } : {});
     this.logCommitted(task.workspace, task.id, { event: 'task_created', task });
     this.emitTask(task);
     this.enqueue(task);
@@ -234,6 +238,7 @@ export class Engine extends EventEmitter {
         last.status = 'rejected';
         last.error = reason;
       }
+      (t.rejections ??= []).push({ step: step.name, reason, retry_from: retryFrom ?? null, at: new Date().toISOString() });
       if (retryFrom === undefined) {
         step.status = 'failed';
         step.error = `rejected: ${reason}`;
@@ -484,9 +489,11 @@ export class Engine extends EventEmitter {
       await this.store.tasks.acquireLease(entry.id, { waitMs: 15_000 });
       const task = await this.store.tasks.getTask(entry.id);
       if (!MOVING.has(task.status)) return;
+      const environment = await this.taskEnvironment(task);
       await runTask(task, {
         store: this.store,
         config: this.config,
+        environment,
         signal: controller.signal,
         stopReason: () => active.reason,
         hooks: {
@@ -512,6 +519,17 @@ export class Engine extends EventEmitter {
         this.scheduler.enqueue(entry);
       }, 1000);
       this.retryTimers.add(t);
+    }
+  }
+
+  /** The captured environment of a task; a corrupt file is reported in the task's log and the daemon's environment used. */
+  private async taskEnvironment(task: TaskRecord): Promise<Record<string, string> | undefined> {
+    try {
+      return await this.store.tasks.readEnvironment(task.id);
+    } catch (err) {
+      if (!isAtlasError(err, 'corrupt')) throw err;
+      this.logCommitted(task.workspace, task.id, { event: 'env_unreadable', message: `${err.message}; steps get the daemon's environment` });
+      return undefined;
     }
   }
 

@@ -1,4 +1,5 @@
-// {{ inputs.name }} (and {{ task.id }}, {{ task.workspace }}) in prompts, messages and
+// {{ inputs.name }} (and {{ task.id }}, {{ task.workspace }}, {{ review.reason }}: the newest
+// reason a human step was rejected with) in prompts, messages and
 // commands. In prompts and messages the value is put in as text. In commands the value
 // itself never enters the command text: the reference becomes a quoted expansion of the
 // environment variable that holds it (ATLAS_INPUT_<NAME>, ATLAS_TASK_ID, ATLAS_WORKSPACE),
@@ -10,7 +11,14 @@
 // again: there, write "$ATLAS_INPUT_X" so that the second shell expands it.)
 import type { TaskRecord } from '../store/records.js';
 
-const REF = /\{\{\s*(inputs|task)\.([A-Za-z0-9_]+)\s*\}\}/g;
+const REF = /\{\{\s*(inputs|task|review)\.([A-Za-z0-9_]+)\s*\}\}/g;
+
+type Interpolated = Pick<TaskRecord, 'id' | 'workspace' | 'inputs'> & Partial<Pick<TaskRecord, 'rejections'>>;
+
+/** The newest rejection's reason ({{ review.reason }}, ATLAS_REJECT_REASON), or ''. */
+export function lastRejectReason(task: Partial<Pick<TaskRecord, 'rejections'>>): string {
+  return task.rejections?.at(-1)?.reason ?? '';
+}
 
 export function inputEnvName(name: string): string {
   return `ATLAS_INPUT_${name.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`;
@@ -19,10 +27,12 @@ export function inputEnvName(name: string): string {
 /** The variable that holds a reference's value in a step's environment, if any. */
 function envNameOf(scope: string, key: string): string | undefined {
   if (scope === 'inputs') return inputEnvName(key);
+  if (scope === 'review') return key === 'reason' ? 'ATLAS_REJECT_REASON' : undefined;
   return key === 'id' ? 'ATLAS_TASK_ID' : key === 'workspace' ? 'ATLAS_WORKSPACE' : undefined;
 }
 
-function valueOf(task: Pick<TaskRecord, 'id' | 'workspace' | 'inputs'>, scope: string, key: string): string {
+function valueOf(task: Interpolated, scope: string, key: string): string {
+  if (scope === 'review') return key === 'reason' ? lastRejectReason(task) : '';
   return scope === 'inputs' ? (task.inputs[key] ?? '') : key === 'id' ? task.id : key === 'workspace' ? task.workspace : '';
 }
 
@@ -49,7 +59,7 @@ function shellRef(scope: string, key: string, quoting: Quoting): string {
  * Replaces the references in `text`. With mode 'shell' the result is for /bin/sh and must
  * run with the step's environment (which holds every ATLAS_INPUT_* of the task).
  */
-export function interpolate(text: string, task: Pick<TaskRecord, 'id' | 'workspace' | 'inputs'>, mode: 'text' | 'shell'): string {
+export function interpolate(text: string, task: Interpolated, mode: 'text' | 'shell'): string {
   if (mode === 'text') return text.replace(REF, (_m, scope: string, key: string) => valueOf(task, scope, key));
   // Track the quoting around each reference: outside quotes, in '...' or in "...", where a
   // $(...) or `...` opens a new unquoted context. A misjudged context only costs looks

@@ -24,7 +24,7 @@ import type { StreamName } from '../steps/process.js';
 import { sleep } from '../steps/process.js';
 import { EXECUTORS } from '../steps/registry.js';
 import { parseDuration, type StepSpec } from '../templates/schema.js';
-import { inputEnvName, interpolate } from './interpolate.js';
+import { inputEnvName, interpolate, lastRejectReason } from './interpolate.js';
 import { transition } from './transitions.js';
 
 export type StopReason = 'cancel' | 'shutdown';
@@ -45,6 +45,8 @@ export interface RunContext {
   signal: AbortSignal;
   /** Why `signal` fired. */
   stopReason(): StopReason | undefined;
+  /** The environment captured at `atlas start` (env.json); undefined: the daemon's own. */
+  environment?: Record<string, string> | undefined;
 }
 
 /** What stopped the runner: the task settled (any status it leaves in), or the daemon is stopping. */
@@ -262,13 +264,18 @@ function makeContext(
   // Built on first use: steps that run no process (wait, human) never pay for it.
   let env: NodeJS.ProcessEnv | undefined;
   const buildEnv = (): NodeJS.ProcessEnv => {
-    const e: NodeJS.ProcessEnv = { ...daemonEnv(), ...task.env, ...(spec.env ?? {}) };
+    // The rule (README "Step environment"): the caller's environment captured at start (or
+    // the daemon's, for a task started without one), then the template's env, then the
+    // step's, then atlas's own variables.
+    const e: NodeJS.ProcessEnv = { ...(rc.environment ?? daemonEnv()), ...task.env, ...(spec.env ?? {}) };
     for (const [k, v] of Object.entries(task.inputs)) e[inputEnvName(k)] = v;
     e['ATLAS_TASK_ID'] = task.id;
     e['ATLAS_WORKSPACE'] = task.workspace;
     e['ATLAS_STEP'] = step.name;
     e['ATLAS_ATTEMPT'] = String(attempt);
     e['ATLAS_HOME'] = rc.store.paths.root;
+    if (task.rejections?.length) e['ATLAS_REJECT_REASON'] = lastRejectReason(task);
+    else delete e['ATLAS_REJECT_REASON'];
     return e;
   };
   return {

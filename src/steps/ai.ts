@@ -1,7 +1,8 @@
 // ai: pipes the step's prompt (inputs interpolated as text) to the configured agent command
 // (`ai.command` in config.yaml, or the step's own `command:`) on standard input, in the
 // workspace, and saves the agent's answer (its stdout) as a versioned artifact
-// <step>.answer.<n>.md. The agent edits files in the workspace as it sees fit.
+// <step>.answer.<n>.md. The agent edits files in the workspace as it sees fit. After a
+// rejection the newest reason is added to the prompt unless it already uses {{ review.reason }}.
 import { Collector, tee } from './capture.js';
 import { outcome, processOutcome, runCommand, type StepContext, type StepExecutor, type StepOutcome } from './executor.js';
 import type { StepSpec } from '../templates/schema.js';
@@ -15,7 +16,13 @@ export const aiExecutor: StepExecutor = {
     if (!command) {
       return outcome('failed', { error: "no agent command is configured: set 'ai.command' in config.yaml (for example ai: { command: \"claude -p\" })" });
     }
-    const prompt = ctx.interpolate(spec.prompt, 'text');
+    let prompt = ctx.interpolate(spec.prompt, 'text');
+    // A re-run after `atlas reject --retry-from` hears why, also when the prompt does not ask
+    // for {{ review.reason }} itself.
+    const rejection = ctx.task.rejections?.at(-1);
+    if (rejection && !/\{\{\s*review\.reason\s*\}\}/.test(spec.prompt)) {
+      prompt += `\n\nA reviewer rejected the previous attempt at step ${rejection.step}: ${rejection.reason}\n`;
+    }
     const answer = new Collector('stdout', ctx.config.output_cap);
     const r = await runCommand({ ...ctx, output: tee(ctx.output, answer) }, command, { stdin: prompt });
     const o = processOutcome(r, 'the agent command');

@@ -87,6 +87,15 @@ export interface Transition {
   reason: string;
 }
 
+/** One `atlas reject` of a human step, kept in order (issue 18 item 4). */
+export interface Rejection {
+  step: string;
+  reason: string;
+  /** The step the task ran again from, or null when the rejection ended it. */
+  retry_from: string | null;
+  at: string;
+}
+
 export interface TaskRecord {
   schema_version: string;
   id: string;
@@ -110,6 +119,9 @@ export interface TaskRecord {
   workdir: string;
   /** Environment from the template and the step defaults. */
   env: Record<string, string>;
+  /** Every rejection of a human step, oldest first (absent until the first). The newest
+   *  reason reaches later steps as {{ review.reason }} and ATLAS_REJECT_REASON. */
+  rejections?: Rejection[];
 }
 
 export interface WorkspaceRecord {

@@ -49,8 +49,11 @@ export interface StoreTasks {
   getTask(id: string): Promise<TaskRecord>;
   readTask(id: string): Promise<ReadResult>;
   readTaskAt(workspace: string, id: string): Promise<ReadResult>;
-  /** Writes a brand-new task at revision 1; `already_exists` when the id is taken. */
-  createTask(task: TaskRecord): Promise<TaskRecord>;
+  /** Writes a brand-new task at revision 1; `already_exists` when the id is taken.
+   *  `environment`: the caller's captured environment, kept apart from the record (secret). */
+  createTask(task: TaskRecord, options?: { environment?: Record<string, string> }): Promise<TaskRecord>;
+  /** The environment captured when the task was started, or undefined when none was. */
+  readEnvironment(id: string): Promise<Record<string, string> | undefined>;
   /** Writes `task` at revision + 1 (`task.revision` must be the stored one, else `conflict`). */
   checkpoint(task: TaskRecord, options?: { durable?: boolean }): Promise<void>;
   /** Read-modify-write: `mutate` changes the current record in place. */

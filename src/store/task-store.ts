@@ -15,6 +15,7 @@ import { TERMINAL_STATUSES, type TaskRecord } from './records.js';
 import type { ReadResult, StoreTasks, TaskFilter, Warn } from './store.js';
 import { decodeTask, encodeTask } from './task-codec.js';
 import { breakDeadLock, lockTaskDir, type TaskLock } from './task-lock.js';
+import { readTaskEnv, writeTaskEnv } from './task-env.js';
 
 export type { TaskFilter, Warn, ReadResult };
 
@@ -141,7 +142,8 @@ export class TaskStore implements StoreTasks {
   // ---- writing ---------------------------------------------------------------------
 
   /** Writes a brand-new task (revision 1). The task's directory must not exist yet. */
-  async createTask(task: TaskRecord): Promise<TaskRecord> {
+  /** Creates a task; `environment` (the caller's captured environment) goes to env.json beside it. */
+  async createTask(task: TaskRecord, options: { environment?: Record<string, string> } = {}): Promise<TaskRecord> {
     assertName('workspace', task.workspace);
     assertTaskId(task.id);
     // Ids are unique across the home, not only within a workspace.
@@ -156,6 +158,7 @@ export class TaskStore implements StoreTasks {
     }
     task.revision = 1;
     try {
+      if (options.environment) await writeTaskEnv(dir, options.environment);
       await writeFileDurable(this.paths.taskFile(task.workspace, task.id), encodeTask(task), { skipDirSync: true });
       // One sync covers the new task.json in the new directory; then the directory's own entry.
       await syncDirs([dir, this.paths.tasksDir(task.workspace)]);
@@ -338,6 +341,12 @@ export class TaskStore implements StoreTasks {
     }
     this.locations.delete(id);
     this.written.delete(id);
+  }
+
+  /** The environment captured when the task was started, or undefined when none was. */
+  async readEnvironment(id: string): Promise<Record<string, string> | undefined> {
+    const ws = await this.requireLocation(id);
+    return readTaskEnv(this.paths.taskDir(ws, id));
   }
 
   /** Removes temp files left by dead writers in a task's directory and its artifacts, and the

@@ -121,6 +121,8 @@ export interface CliResult {
 export interface CliOptions {
   timeoutMs?: number;
   cwd?: string;
+  /** Variables added to (or, as undefined, removed from) the CLI's environment. */
+  env?: Record<string, string | undefined>;
   /** Run as another user (needs root). */
   uid?: number;
   gid?: number;
@@ -133,6 +135,14 @@ const liveChildren = new Set<ChildProcess>();
 export function cliEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
   delete env['ATLAS_HOME'];
+  return env;
+}
+
+function withExtraEnv(env: NodeJS.ProcessEnv, extra: Record<string, string | undefined> | undefined): NodeJS.ProcessEnv {
+  for (const [k, v] of Object.entries(extra ?? {})) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
   return env;
 }
 
@@ -152,7 +162,7 @@ export function spawnCli(home: string, args: string[], options: CliOptions = {})
   const full = ['--home', home, ...args];
   const child = spawn(process.execPath, [CLI_PATH, ...full], {
     cwd: options.cwd ?? os.tmpdir(),
-    env: cliEnv(),
+    env: withExtraEnv(cliEnv(), options.env),
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(options.uid !== undefined ? { uid: options.uid, gid: options.gid ?? options.uid } : {}),
   });
@@ -260,8 +270,8 @@ export class TestHome {
   }
 
   /** `atlas daemon start`; returns the daemon's pid. */
-  async startDaemon(): Promise<number> {
-    const r = await this.json<{ pid: number; already_running: boolean }>(['daemon', 'start']);
+  async startDaemon(options: CliOptions = {}): Promise<number> {
+    const r = await this.json<{ pid: number; already_running: boolean }>(['daemon', 'start'], options);
     assert.ok(Number.isInteger(r.pid) && r.pid > 1, `daemon start --json gave no pid: ${JSON.stringify(r)}`);
     return r.pid;
   }
