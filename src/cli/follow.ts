@@ -40,7 +40,10 @@ export async function follow(args: GlobalArgs, id: string, options: FollowOption
             return;
           }
           const p = n.params as { record?: LogRecord; task?: TaskSummary };
-          if (n.method === NOTIFY.LOG && p.record) {
+          if (n.method === NOTIFY.LOG && p.record?.['transient'] === true) {
+            // Not in task.log (why a task does not move: a full disk...): shown, never counted.
+            render(p.record, last, options);
+          } else if (n.method === NOTIFY.LOG && p.record) {
             index++;
             if (index > seen) {
               seen = index;
@@ -117,6 +120,9 @@ function render(r: LogRecord, task: TaskSummary | undefined, o: FollowOptions): 
       return;
     case 'transition':
       process.stderr.write(`${c.errDim('●')} ${statusColor(String(r['to_status']))} ${c.errDim(String(r['reason'] ?? ''))}\n`);
+      return;
+    case 'engine_error':
+      process.stderr.write(c.errYellow(`⚠ ${String(r['message'])}`) + '\n');
       return;
     case 'step_interrupted':
       process.stderr.write(c.errDim(`⚠ ${String(r['step'])} attempt ${String(r['attempt'])} was interrupted; running it again`) + '\n');

@@ -16,10 +16,14 @@ import { socketPathFor } from '../protocol/socket-path.js';
 import { DIR_MODE, ensureDir } from '../store/atomic.js';
 import { HomePaths } from '../store/paths.js';
 import { acquireHomeLock, type HomeLock } from './home-lock.js';
+import { SafeLogDestination } from './log-destination.js';
 import { processStartTicks } from '../util/proc.js';
 import { VERSION } from '../version.js';
 import { makeHandlers } from './handlers.js';
 import { RpcServer } from './rpc-server.js';
+
+/** The daemon's exit code after an uncaught error (EX_SOFTWARE); a supervisor restarts it. */
+export const EXIT_INTERNAL_ERROR = 70;
 
 export type DaemonState = 'starting' | 'running' | 'draining' | 'stopped';
 
@@ -63,7 +67,9 @@ export class Daemon {
     this.socketPath = socketPathFor(this.paths.root);
     this.graceMs = options.graceMs ?? 10_000;
     fs.mkdirSync(this.paths.logsDir, { recursive: true, mode: DIR_MODE });
-    const dest = pino.destination({ dest: this.paths.daemonLog, sync: true, mode: 0o600 });
+    // Neither destination may throw: a log call inside an error path must not become an error.
+    const dest = new SafeLogDestination(this.paths.daemonLog);
+    if (options.logToStderr) process.stderr.on('error', () => undefined);
     this.log = options.logToStderr
       ? pino({ base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, pino.multistream([{ stream: dest }, { stream: process.stderr }]))
       : pino({ base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, dest);
@@ -147,13 +153,26 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   process.on('SIGHUP', () => daemon.log.info('SIGHUP ignored'));
-  process.on('uncaughtException', (err) => {
-    // Requests and steps handle their own errors; this is a last line that keeps tasks safe.
-    daemon.log.error({ err: { message: err.message, stack: err.stack } }, 'uncaught exception');
-  });
-  process.on('unhandledRejection', (err) => {
-    daemon.log.error({ err: { message: (err as Error)?.message, stack: (err as Error)?.stack } }, 'unhandled rejection');
-  });
+  // Requests and steps handle their own errors. Anything that escapes them leaves the daemon
+  // in a state nobody has reasoned about: log it and exit non-zero at once (no drain, which
+  // would run through the same broken state). Every task is checkpointed; the next start
+  // (a supervisor's Restart=on-failure, or the next CLI command) recovers them, which is
+  // tested, where limping on is not.
+  const die = (kind: string, err: unknown) => {
+    try {
+      daemon.log.fatal({ err: { message: (err as Error)?.message ?? String(err), stack: (err as Error)?.stack } }, `${kind}: exiting so that a restart recovers the tasks`);
+    } catch {
+      // the log cannot be written either; the exit code still says it
+    }
+    try {
+      process.stderr.write(`atlas daemon: ${kind}: ${(err as Error)?.stack ?? String(err)}\n`);
+    } catch {
+      // no stderr
+    }
+    process.exit(EXIT_INTERNAL_ERROR);
+  };
+  process.on('uncaughtException', (err) => die('uncaught exception', err));
+  process.on('unhandledRejection', (err) => die('unhandled rejection', err));
   await daemon.start();
   return daemon;
 }

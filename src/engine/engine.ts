@@ -67,7 +67,10 @@ export class Engine extends EventEmitter {
   private state: EngineState = 'created';
   private readonly scheduler: Scheduler;
   private readonly active = new Map<string, Active>();
-  private readonly retryTimers = new Set<NodeJS.Timeout>();
+  /** Runs to try again after a storage error, a conflict or a busy lock, by task id. */
+  private readonly retries = new Map<string, { timer: NodeJS.Timeout | undefined; failures: number }>();
+  /** Tasks a cancel is ending: no runner may start them meanwhile. */
+  private readonly canceling = new Set<string>();
   private revalidateTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger | undefined;
   /** The background sweep of idle tasks' temp files started by recovery. */
@@ -267,36 +270,49 @@ export class Engine extends EventEmitter {
     return task;
   }
 
-  /** Stops the task for good: kills a running step's process tree first. */
+  /**
+   * Stops the task for good: kills a running step's process tree first, then records the end.
+   * While it runs no runner may pick the task up (a queued entry or a retry timer included).
+   */
   async cancel(id: string): Promise<TaskRecord> {
     assertTaskId(id);
-    for (let tries = 0; ; tries++) {
-      const active = this.active.get(id);
-      if (active) {
-        active.reason = 'cancel';
-        active.controller.abort();
-        await active.done;
-        const t = await this.getTask(id);
-        if (TERMINAL_STATUSES.has(t.status)) return t;
-        continue;
+    this.canceling.add(id);
+    try {
+      for (let tries = 0; ; tries++) {
+        this.scheduler.remove(id);
+        this.clearRetry(id);
+        const active = this.active.get(id);
+        if (active) {
+          active.reason = 'cancel';
+          active.controller.abort();
+          await active.done;
+          const t = await this.getTask(id);
+          if (TERMINAL_STATUSES.has(t.status)) return t;
+          continue;
+        }
+        const current = await this.getTask(id);
+        if (TERMINAL_STATUSES.has(current.status)) {
+          throw new AtlasError('not_allowed', `task ${id} is already ${current.status}`, { details: { id, status: current.status } });
+        }
+        // Not ours (recovery has not reached it, or it is between runs): its tree dies before
+        // the end is recorded, as for a task we run.
+        const step = current.steps[current.current_step];
+        if (current.status === 'running' && step?.status === 'running' && step.process) await killLeftover(step, this.config.kill_grace_ms);
+        try {
+          return await this.updateAndLog(id, (t) => {
+            if (TERMINAL_STATUSES.has(t.status)) {
+              throw new AtlasError('not_allowed', `task ${id} is already ${t.status}`, { details: { id, status: t.status } });
+            }
+            if (t.revision !== current.revision) throw new AtlasError('conflict', `task ${id} changed while it was being canceled`, { retryable: true });
+            transition(t, 'abandoned', 'canceled by the user');
+          });
+        } catch (err) {
+          if (isAtlasError(err, 'conflict') && tries < 5) continue;
+          throw err;
+        }
       }
-      this.scheduler.remove(id);
-      try {
-        return await this.updateAndLog(id, (t) => {
-          if (TERMINAL_STATUSES.has(t.status)) {
-            throw new AtlasError('not_allowed', `task ${id} is already ${t.status}`, { details: { id, status: t.status } });
-          }
-          if (t.status === 'running') {
-            // Not ours (recovery has not reached it, or it is between runs): treat as stopped.
-            const step = t.steps[t.current_step];
-            if (step?.status === 'running' && step.process) void killLeftover(step, this.config.kill_grace_ms);
-          }
-          transition(t, 'abandoned', 'canceled by the user');
-        });
-      } catch (err) {
-        if (isAtlasError(err, 'conflict') && tries < 5) continue;
-        throw err;
-      }
+    } finally {
+      this.canceling.delete(id);
     }
   }
 
@@ -367,8 +383,8 @@ export class Engine extends EventEmitter {
     this.state = 'draining';
     this.scheduler.pause();
     if (this.revalidateTimer) clearInterval(this.revalidateTimer);
-    for (const t of this.retryTimers) clearTimeout(t);
-    this.retryTimers.clear();
+    for (const r of this.retries.values()) if (r.timer) clearTimeout(r.timer);
+    this.retries.clear();
     const all = Promise.all([...this.active.values()].map((a) => a.done));
     let timer: NodeJS.Timeout | undefined;
     const graceOver = new Promise<void>((r) => (timer = setTimeout(r, graceMs)));
@@ -479,16 +495,18 @@ export class Engine extends EventEmitter {
   }
 
   private async runEntry(entry: QueueEntry): Promise<void> {
-    if (this.state !== 'running' || this.active.has(entry.id)) return;
+    if (this.state !== 'running' || this.active.has(entry.id) || this.canceling.has(entry.id)) return;
     const controller = new AbortController();
     let finish!: () => void;
     const active: Active = { controller, reason: undefined, done: new Promise<void>((r) => (finish = r)) };
     this.active.set(entry.id, active);
-    let retry = false;
+    let failure: unknown;
+    let ran = false;
     try {
       await this.store.tasks.acquireLease(entry.id, { waitMs: 15_000 });
       const task = await this.store.tasks.getTask(entry.id);
       if (!MOVING.has(task.status)) return;
+      ran = true;
       const environment = await this.taskEnvironment(task);
       await runTask(task, {
         store: this.store,
@@ -503,23 +521,64 @@ export class Engine extends EventEmitter {
         },
       });
     } catch (err) {
-      if (isAtlasError(err, 'not_found')) return;
-      // A full disk or similar: the task keeps its last good checkpoint and is tried again.
-      retry = isAtlasError(err, 'storage') || isAtlasError(err, 'locked');
-      this.log?.error({ task: entry.id, err: errorData(err) }, `task ${entry.id} stopped: ${(err as Error).message}`);
-      this.emit('task_error', entry.id, err);
+      failure = err;
     } finally {
       this.active.delete(entry.id);
       await this.store.tasks.releaseLease(entry.id).catch(() => undefined);
       finish();
     }
-    if (retry && this.state === 'running') {
-      const t = setTimeout(() => {
-        this.retryTimers.delete(t);
-        this.scheduler.enqueue(entry);
-      }, 1000);
-      this.retryTimers.add(t);
+    // Nothing below may throw: this is the path that keeps a failed run from being a stuck one.
+    if (failure === undefined) {
+      if (ran) this.retries.delete(entry.id);
+      return;
     }
+    if (isAtlasError(failure, 'not_found')) return;
+    this.reportRunFailure(entry, failure);
+  }
+
+  /**
+   * A run that stopped on an error outside its steps. A full disk (or out of descriptors), a
+   * busy lock, or a conflict with another writer leaves the task at its last good checkpoint:
+   * it is tried again, with a delay that grows to 10 s, for as long as it takes. Anything else
+   * (a corrupt task.json, a defect) is reported and left for `doctor --repair` or a restart.
+   */
+  private reportRunFailure(entry: QueueEntry, err: unknown): void {
+    const previous = this.retries.get(entry.id);
+    const failures = (previous?.failures ?? 0) + 1;
+    const delay = Math.min(10_000, 1000 * 2 ** Math.min(failures - 1, 4));
+    const message = err instanceof Error ? err.message : String(err);
+    const retry = isAtlasError(err, 'storage') || isAtlasError(err, 'locked') || isAtlasError(err, 'conflict');
+    const next = retry ? `atlas tries again in ${Math.round(delay / 1000)}s` : `'atlas doctor' may tell why`;
+    try {
+      this.log?.error({ task: entry.id, err: errorData(err), retry_in_ms: delay }, `task ${entry.id} stopped: ${message}`);
+      this.emit('task_error', entry.id, err);
+      // Followers learn why nothing moves (it cannot go in task.log: the disk may be full).
+      const diskFull = isAtlasError(err, 'storage') && /ENOSPC|EDQUOT/.test(String(err.details?.['errno'] ?? ''));
+      this.emit('log', entry.id, {
+        event: 'engine_error',
+        transient: true,
+        code: isAtlasError(err) ? err.code : 'internal',
+        disk_full: diskFull,
+        message: diskFull ? `the disk is full (${message}); ${next} and carries on once there is space` : `${message}; ${next}`,
+        retry_in_ms: retry ? delay : null,
+      } satisfies LogRecord);
+    } catch {
+      // reporting must never stop the retry
+    }
+    if (!retry || this.state !== 'running') return;
+    if (previous?.timer) clearTimeout(previous.timer);
+    const timer = setTimeout(() => {
+      const r = this.retries.get(entry.id);
+      if (r?.timer === timer) r.timer = undefined;
+      this.scheduler.enqueue(entry);
+    }, delay);
+    this.retries.set(entry.id, { timer, failures });
+  }
+
+  private clearRetry(id: string): void {
+    const r = this.retries.get(id);
+    if (r?.timer) clearTimeout(r.timer);
+    this.retries.delete(id);
   }
 
   /** The captured environment of a task; a corrupt file is reported in the task's log and the daemon's environment used. */

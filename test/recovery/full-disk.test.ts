@@ -5,11 +5,12 @@
 //
 // Needs root (mount -t tmpfs); otherwise the test is skipped with the reason.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
+import { CLI_MAIN } from '../../src/client/client.js';
 import {
   call,
   cleanup,
@@ -61,6 +62,28 @@ function fill(dir: string): string {
     fs.closeSync(fd);
   }
   return file;
+}
+
+/** Appends newlines to `file` until the filesystem refuses one more byte: a tmpfs file's last
+ *  page still takes small appends after the filesystem is full, which hid the daemon's own
+ *  log failing. Blank lines are harmless in a JSON-lines log. */
+function fillFileTail(file: string): void {
+  const fd = fs.openSync(file, 'a');
+  const nl = Buffer.alloc(512, 0x0a);
+  try {
+    for (const size of [512, 1]) {
+      for (;;) {
+        try {
+          fs.writeSync(fd, nl, 0, size);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOSPC') break;
+          throw err;
+        }
+      }
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 function daemonLog(sb: Sandbox): string {
@@ -163,3 +186,77 @@ async function fullDisk(t: TestContext, separateLogs: boolean): Promise<void> {
 test('a full disk during a checkpoint: the error is reported, task.json keeps its last good revision, the task completes once space is freed', { timeout: 90_000 }, (t) => fullDisk(t, true));
 
 test('a full disk that also holds the daemon log: the daemon survives, keeps serving, and the task completes once space is freed', { timeout: 90_000 }, (t) => fullDisk(t, false));
+
+// The defect a newcomer hit: a step's output fills the disk that also holds daemon.log, so the
+// line reporting the failed run could not be written either; that error escaped the engine's
+// catch block, no retry was scheduled, and the task stayed `running` until a restart. Now the
+// report cannot fail, a follower is told the disk is full, and the task carries on once there
+// is space.
+test('a full disk while a step prints, with daemon.log full too: a follower is told, and the task completes once space is freed', { timeout: 90_000 }, async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'atlas-recovery-disk-'));
+  const home = path.join(root, 'home');
+  fs.mkdirSync(home, { mode: 0o700 });
+  const why = mountTmpfs(home, '4m');
+  if (why) {
+    fs.rmSync(root, { recursive: true, force: true });
+    t.skip(why);
+    return;
+  }
+  const sb = makeSandbox({ root, workspaces: ['w1'] });
+  const ws = sb.workspaces['w1']!;
+  let follower: ChildProcess | undefined;
+  let failure: unknown;
+  try {
+    const print = `head -c 200000 /dev/zero | tr '\\0' a; echo`;
+    writeTemplateText(
+      sb,
+      'loud',
+      [
+        'name: loud',
+        'steps:',
+        '  - name: one',
+        '    type: shell',
+        `    run: ${JSON.stringify(`while [ ! -f go ]; do sleep 0.05; done; ${print}; echo "$ATLAS_STEP:$ATLAS_ATTEMPT" >> lines.txt # ${sb.marker}`)}`,
+        `    env: { ATLAS_TEST_MARK: ${sb.marker} }`,
+        '  - name: two',
+        '    type: shell',
+        `    run: ${JSON.stringify(`${print}; echo "$ATLAS_STEP:$ATLAS_ATTEMPT" >> lines.txt # ${sb.marker}`)}`,
+        `    env: { ATLAS_TEST_MARK: ${sb.marker} }`,
+      ].join('\n') + '\n',
+    );
+    const pid = await startTheDaemon(sb);
+    await createWorkspaces(sb);
+    const task = await startTask(sb, 'loud', 'w1');
+    await waitForTask(sb, 'w1', task.id, 'step one running', (x) => x.steps[0]?.status === 'running' && x.steps[0].process !== null);
+    let stderr = '';
+    follower = spawn(process.execPath, [CLI_MAIN, '--home', sb.home, 'logs', task.id, '-f'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    follower.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const followerExit = new Promise<number | null>((resolve) => follower!.on('exit', (code) => resolve(code)));
+
+    const filler = fill(home);
+    fillFileTail(path.join(home, 'logs', 'daemon.log'));
+    fs.writeFileSync(path.join(ws, 'go'), '');
+    await waitFor('the follower to say the disk is full', () => /disk is full/.test(stderr), 20_000, 50);
+    assert.ok(pidAlive(pid), 'the daemon died on a full disk');
+    assert.equal(readTask(sb, 'w1', task.id).status, 'running');
+
+    fs.rmSync(filler);
+    fs.truncateSync(path.join(home, 'logs', 'daemon.log'), 0);
+    const done = await waitForTask(sb, 'w1', task.id, 'completed once space is back', (x) => x.status === 'completed', 40_000);
+    assert.equal(done.steps.map((s) => s.status).join(','), 'completed,completed');
+    assert.equal(countLines(path.join(ws, 'lines.txt'), 'two:1'), 1, 'step two ran once');
+    assert.equal(await followerExit, 0, stderr);
+    await stopTheDaemon(sb, pid);
+    assert.deepEqual(markerProcesses(sb), []);
+  } catch (err) {
+    failure = err;
+  } finally {
+    follower?.kill('SIGKILL');
+    killEverything(sb);
+    await waitFor('processes to go', () => markerProcesses(sb).length === 0, 5000).catch(() => undefined);
+    if (failure) console.log(`# daemon log:\n${daemonLog(sb).split('\n').filter(Boolean).slice(-30).join('\n')}`);
+    unmount(home);
+    await cleanup(sb);
+  }
+  if (failure) throw failure;
+});
