@@ -11,6 +11,7 @@ import { withClient, type GlobalArgs } from './connect.js';
 import { follow } from './follow.js';
 import { EXIT, ago, c, duration, fail, info, printJson, statusColor, table } from './output.js';
 import { editDistance } from '../util/distance.js';
+import { parseLabelArgs } from '../engine/labels.js';
 
 type Args = GlobalArgs & Record<string, unknown>;
 
@@ -100,6 +101,8 @@ export function registerTaskCommands(cli: Argv): Argv {
           .option('input', { alias: 'i', type: 'string', array: true, describe: 'an input, key=value (repeatable)' })
           .option('description', { alias: 'd', type: 'string' })
           .option('priority', { type: 'number', describe: 'higher runs first (default 0)' })
+          .option('after', { type: 'string', array: true, describe: 'run only once these tasks completed (ID[,ID...], repeatable)' })
+          .option('label', { alias: 'l', type: 'string', array: true, describe: 'a label, key=value (repeatable)' })
           .option('wait', { type: 'boolean', describe: 'wait until the task settles; exit 1 unless it completed' })
           .option('follow', { alias: 'f', type: 'boolean', describe: 'show live progress until the task settles' })
           .option('env', { alias: 'e', type: 'string', array: true, describe: 'KEY keeps that variable (with --env-clear), KEY=VALUE sets one (repeatable)' })
@@ -118,6 +121,7 @@ export function registerTaskCommands(cli: Argv): Argv {
           ...(args['description'] !== undefined ? { description: String(args['description']) } : {}),
           ...(args['priority'] !== undefined ? { priority: Number(args['priority']) } : {}),
           env: callerEnvironment(args['env'], Boolean(args['envClear'])),
+          ...startExtras(args),
         })) as TaskRecord;
         if (args['follow']) {
           if (!args.json) info(`${c.bold(task.id)}: ${task.template} in ${task.workspace}, ${task.steps.length} steps`);
@@ -135,6 +139,7 @@ export function registerTaskCommands(cli: Argv): Argv {
         }
         if (args.json) printJson(task);
         else process.stdout.write(`${task.id}\n`);
+        if (!args.json && task.waiting_on?.length) info(c.errDim(`waiting on ${task.waiting_on.join(', ')}`));
         if (!args.json) info(c.errDim(`started ${task.template} in ${task.workspace}; 'atlas logs ${task.id} -f' follows it`));
       }),
     )
@@ -159,7 +164,7 @@ export function registerTaskCommands(cli: Argv): Argv {
         process.stdout.write(
           table(
             ['ID', 'STATUS', 'TEMPLATE', 'WORKSPACE', 'STEP', 'CREATED'],
-            list.map((t) => [t.id, statusColor(t.status), t.template, t.workspace, `${Math.min(t.current_step + 1, t.steps_total)}/${t.steps_total} ${t.current_step_name ?? ''}`.trim(), ago(t.created_at)]),
+            list.map((t) => [t.id, statusColor(t.status), t.template, t.workspace, t.waiting_on?.length ? `waiting on ${t.waiting_on.length}` : `${Math.min(t.current_step + 1, t.steps_total)}/${t.steps_total} ${t.current_step_name ?? ''}`.trim(), ago(t.created_at)]),
           ) + '\n',
         );
       }),
@@ -179,6 +184,9 @@ export function registerTaskCommands(cli: Argv): Argv {
           ...(Object.keys(t.inputs).length ? [`inputs     ${Object.entries(t.inputs).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ')}`] : []),
           `created    ${t.created_at} (${ago(t.created_at)})${t.completed_at ? `, ended ${t.completed_at}` : ''}`,
           ...(t.error ? [`error      ${c.red(t.error)}`] : []),
+          ...(t.labels && Object.keys(t.labels).length ? [`labels     ${Object.entries(t.labels).map(([k, v]) => `${k}=${v}`).join(' ')}`] : []),
+          ...(t.after?.length ? [`after      ${t.after.join(', ')}`] : []),
+          ...(await waitingLines(client, t)),
           '',
         ];
         const rows = t.steps.map((s, i) => {
@@ -272,6 +280,32 @@ export function registerTaskCommands(cli: Argv): Argv {
         process.stdout.write(`deleted ${String(args['id'])}\n`);
       }),
     );
+}
+
+/** --after and -l for task.start. */
+function startExtras(args: Args): { after?: string[]; labels?: Record<string, string> } {
+  const after = ((args['after'] as string[] | undefined) ?? []).flatMap((a) => String(a).split(',')).map((a) => a.trim()).filter(Boolean);
+  const labels = ((args['label'] as string[] | undefined) ?? []).map(String);
+  let parsed: Record<string, string> = {};
+  try {
+    parsed = parseLabelArgs(labels);
+  } catch (err) {
+    process.stderr.write(`atlas: ${(err as Error).message}\n`);
+    process.exit(EXIT.USAGE);
+  }
+  return { ...(after.length ? { after } : {}), ...(labels.length ? { labels: parsed } : {}) };
+}
+
+/** "waiting on" lines for show: each dependency still waited on, with its status. */
+async function waitingLines(client: AtlasClient, t: TaskRecord): Promise<string[]> {
+  if (t.status !== 'pending' || !t.waiting_on?.length) return [];
+  const parts: string[] = [];
+  for (const id of t.waiting_on) {
+    const dep = (await client.call('task.get', { id }).catch(() => undefined)) as TaskRecord | undefined;
+    const hint = dep && ['failed', 'validation_failed', 'gh_failed', 'ci_failed', 'ci_timeout', 'interrupted'].includes(dep.status) ? ' (resume or cancel it)' : '';
+    parts.push(`${id} ${dep ? statusColor(dep.status) : 'missing'}${hint}`);
+  }
+  return [`waiting on ${parts.join(', ')}`];
 }
 
 function simple(method: 'task.resume' | 'task.cancel' | 'task.approve', verb: string) {

@@ -10,6 +10,8 @@ import { loadConfig, type Config } from '../config/config.js';
 import { AtlasError, isAtlasError } from '../errors.js';
 import { assertName, assertTaskId } from '../store/names.js';
 import { SCHEMA_VERSION, TERMINAL_STATUSES, type StepState, type TaskRecord, type TaskStatus, type TaskSummary } from '../store/records.js';
+import { checkDependencies, Dependencies } from './dependencies.js';
+import { checkLabels } from './labels.js';
 import { runDoctor, type DoctorReport } from './doctor.js';
 import { FsStore } from '../store/fs-store.js';
 import type { Store, StoreIndex, TaskFilter } from '../store/store.js';
@@ -48,6 +50,10 @@ export interface StartParams {
   template_file?: string;
   /** The environment the task's steps start from (the `atlas start` caller's); absent: the daemon's. */
   env?: Record<string, string>;
+  /** Ids of tasks that must complete before this one runs (DESIGN §13). */
+  after?: string[];
+  /** User labels, `key=value` (DESIGN §13). */
+  labels?: Record<string, string>;
 }
 
 
@@ -76,6 +82,7 @@ export class Engine extends EventEmitter {
   /** The background sweep of idle tasks' temp files started by recovery. */
   private sweeping: Promise<void> | undefined;
   readonly index: StoreIndex;
+  readonly dependencies: Dependencies;
 
   private constructor(store: Store, config: Config, templates: TemplateRegistry, logger: Logger | undefined) {
     super();
@@ -86,6 +93,12 @@ export class Engine extends EventEmitter {
     this.log = logger;
     this.index = store.openIndex();
     this.scheduler = new Scheduler(config.max_concurrent_tasks, (e) => this.runEntry(e));
+    this.dependencies = new Dependencies({
+      statusOf: (id) => this.statusOf(id),
+      update: (id, mutate) => this.updateAndLog(id, mutate),
+      release: (t) => this.enqueue(t),
+      log: logger,
+    });
   }
 
   static async open(options: EngineOptions): Promise<Engine> {
@@ -146,6 +159,8 @@ export class Engine extends EventEmitter {
     } catch {
       throw new AtlasError('invalid_input', `workspace ${workspace.name}'s directory ${workspace.path} does not exist; recreate the workspace`);
     }
+    const labels = checkLabels(p.labels);
+    const deps = p.after?.length ? await checkDependencies(p.after.map((d) => assertTaskId(d)), (d) => this.statusOf(d)) : undefined;
     const now = new Date();
     const at = now.toISOString();
     const id = await this.store.tasks.newTaskId(now);
@@ -169,6 +184,8 @@ export class Engine extends EventEmitter {
       error: null,
       workdir: workspace.path,
       env: template.env,
+      ...(deps ? { after: deps.after, waiting_on: deps.waiting_on } : {}),
+      ...(labels ? { labels } : {}),
     };
     await this.store.tasks.createTask(task, environment ? { environment } : {});
     this.logCommitted(task.workspace, task.id, { event: 'task_created', task });
@@ -329,6 +346,7 @@ export class Engine extends EventEmitter {
     await this.store.tasks.deleteTask(id);
     this.index.remove(id, task.workspace);
     this.emit('deleted', id);
+    this.dependencies.settled(id);
   }
 
   /** Resolves with the task once it no longer moves by itself (terminal, failed, awaiting approval...). */
@@ -392,6 +410,7 @@ export class Engine extends EventEmitter {
     if (timer) clearTimeout(timer);
     this.abortAll();
     await all;
+    await this.dependencies.idle();
     await this.sweeping;
     await this.index.save().catch((err: unknown) => this.log?.warn({ err: errorData(err) }, 'could not save the task index snapshot'));
     await this.store.close();
@@ -484,13 +503,29 @@ export class Engine extends EventEmitter {
     }
   }
 
+  /** A task's status, or undefined when there is no such task. */
+  private async statusOf(id: string): Promise<TaskStatus | undefined> {
+    try {
+      return (await this.store.tasks.getTask(id)).status;
+    } catch (err) {
+      if (isAtlasError(err, 'not_found')) return undefined;
+      throw err;
+    }
+  }
+
   private enqueue(task: TaskRecord): void {
     if (this.state !== 'running') return;
+    if (task.status === 'pending' && task.waiting_on?.length) {
+      // Not runnable yet: the dependency tracker hands it over once nothing is left to wait on.
+      this.dependencies.watch(task);
+      return;
+    }
     this.scheduler.enqueue({ id: task.id, workspace: task.workspace, priority: task.priority, order: `${task.created_at}|${idSortKey(task.id)}` });
   }
 
   private emitTask(task: TaskRecord): void {
     this.index.put(task, this.store.tasks.writtenSignature(task.id));
+    this.dependencies.changed(task);
     this.emit('task', task);
   }
 
@@ -505,7 +540,7 @@ export class Engine extends EventEmitter {
     try {
       await this.store.tasks.acquireLease(entry.id, { waitMs: 15_000 });
       const task = await this.store.tasks.getTask(entry.id);
-      if (!MOVING.has(task.status)) return;
+      if (!MOVING.has(task.status) || (task.status === 'pending' && task.waiting_on?.length)) return;
       ran = true;
       const environment = await this.taskEnvironment(task);
       await runTask(task, {

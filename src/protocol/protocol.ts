@@ -73,6 +73,8 @@ export const PARAMS = {
       priority: z.number().int().min(-1_000_000).max(1_000_000).optional(),
       /** The caller's environment for the task's steps (issue 18); absent: the daemon's own. */
       env: z.record(z.string().min(1).max(1024), z.string().max(128 * 1024)).optional(),
+      after: z.array(id).max(100).optional(),
+      labels: z.record(z.string().max(64), z.string().max(256)).optional(),
     })
     .strict()
     .refine((p) => p.template !== undefined || p.template_file !== undefined, { message: 'give template or template_file' }),

@@ -122,6 +122,14 @@ export interface TaskRecord {
   /** Every rejection of a human step, oldest first (absent until the first). The newest
    *  reason reaches later steps as {{ review.reason }} and ATLAS_REJECT_REASON. */
   rejections?: Rejection[];
+  /** Every task this one was started after (`--after`), in the order given (DESIGN §13). */
+  after?: string[];
+  /** The dependencies not completed yet: the task stays pending while this is not empty. */
+  waiting_on?: string[];
+  /** User labels (`-l key=value`), filterable in `atlas list`. */
+  labels?: Record<string, string>;
+  /** The schedule fire that created this task (`<schedule>@<slot>`), if any. */
+  schedule_fire?: string;
 }
 
 export interface WorkspaceRecord {
@@ -147,6 +155,12 @@ export interface TaskSummary {
   created_at: string;
   updated_at: string;
   completed_at: string | null;
+  /** Present only when not empty. */
+  waiting_on?: string[];
+  /** Present only when not empty. */
+  labels?: Record<string, string>;
+  /** Present only for tasks a schedule created. */
+  schedule_fire?: string;
 }
 
 export function summarize(task: TaskRecord): TaskSummary {
@@ -163,6 +177,9 @@ export function summarize(task: TaskRecord): TaskSummary {
     created_at: task.created_at,
     updated_at: task.updated_at,
     completed_at: task.completed_at,
+    ...(task.waiting_on?.length ? { waiting_on: task.waiting_on } : {}),
+    ...(task.labels && Object.keys(task.labels).length ? { labels: task.labels } : {}),
+    ...(task.schedule_fire ? { schedule_fire: task.schedule_fire } : {}),
   };
 }
 
