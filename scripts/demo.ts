@@ -1,11 +1,14 @@
 // npm run demo: runs the built-in `demo` template end to end through a real daemon, in a
-// scratch home, and shows where everything it wrote lives. Leaves no process behind.
+// scratch home, and shows where everything it wrote lives. Leaves no process behind, and
+// removes the scratch home and workspace directory unless run with --keep
+// (`npm run demo -- --keep`), which keeps them to look around with `atlas show`.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CLI_MAIN } from '../src/client/client.js';
 
+const keep = process.argv.includes('--keep');
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'atlas-demo-home-'));
 const workdir = fs.mkdtempSync(path.join(os.tmpdir(), 'atlas-demo-ws-'));
 const atlas = (...args: string[]) => {
@@ -28,11 +31,21 @@ try {
     console.log(`  log         ${path.join(dir, 'task.log')}`);
     console.log(`  artifacts   ${path.join(dir, 'artifacts')}: ${fs.readdirSync(path.join(dir, 'artifacts')).join(', ')}`);
     console.log(`  output      ${path.join(workdir, 'demo-output', 'greeting.txt')}`);
-    console.log(`\ntry: atlas --home ${home} show ${task.id}`);
+    const cli = path.relative(process.cwd(), CLI_MAIN) || CLI_MAIN;
+    const onPath = 'put atlas on your PATH with `npm link` in this directory (or run `node ' + cli + '`)';
+    if (keep) console.log(`\ntry: atlas --home ${home} show ${task.id}\n  (${onPath})`);
+    else console.log(`\nto look at it with 'atlas show', run 'npm run demo -- --keep', which keeps the scratch home;\n${onPath}`);
   }
 } catch (err) {
   console.error(`demo failed: ${(err as Error).message}`);
 } finally {
   atlas('daemon', 'stop');
+  if (keep) {
+    console.log(`\nkept the scratch home ${home} and workspace ${workdir}; delete them with: rm -rf ${home} ${workdir}`);
+  } else {
+    fs.rmSync(home, { recursive: true, force: true });
+    fs.rmSync(workdir, { recursive: true, force: true });
+    console.log(`removed the scratch home and workspace directory`);
+  }
 }
 process.exit(code);

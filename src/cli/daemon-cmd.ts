@@ -1,15 +1,14 @@
 // atlas daemon start | stop | status | run | install-service
-import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { Argv } from 'yargs';
-import { AtlasClient, DAEMON_MAIN, DAEMON_NODE_FLAGS, isPermissionDenied, startDaemon } from '../client/client.js';
+import { AtlasClient, isPermissionDenied, startDaemon } from '../client/client.js';
 import { AlreadyRunningError, runDaemon } from '../daemon/daemon.js';
 import { AtlasError } from '../errors.js';
 import { parseDuration } from '../templates/schema.js';
 import { homeOf, type GlobalArgs } from './connect.js';
-import { EXIT, duration, fail, info, printJson, table } from './output.js';
+import { EXIT, duration, fail, info, printJson, table, warn } from './output.js';
+import { installedUnit, serviceUnit } from './service-unit.js';
 
 interface Status {
   pid: number;
@@ -24,6 +23,8 @@ interface Status {
   queue_depth: number;
   max_concurrent_tasks: number;
   memory: { rss_bytes: number; heap_used_bytes: number };
+  /** The service manager that runs the daemon, or null when it was started by hand. */
+  supervisor?: 'systemd' | 'launchd' | null;
 }
 
 export function registerDaemonCommands(cli: Argv): Argv {
@@ -63,6 +64,24 @@ async function start(args: GlobalArgs): Promise<void> {
   if (args.json) printJson({ pid: r.pid, version: r.version, home, already_running: r.alreadyRunning });
   else if (r.alreadyRunning) info(`atlas: a daemon is already running (pid ${r.pid}) for ${home}`);
   else process.stdout.write(`started the atlas daemon (pid ${r.pid}) for ${home}\n`);
+  await warnUnsupervised(home, r.pid);
+}
+
+/** A service unit is installed for this home but the daemon running was started by hand: say so. */
+async function warnUnsupervised(home: string, pid: number): Promise<void> {
+  const unit = installedUnit(home);
+  if (!unit) return;
+  const client = await AtlasClient.connect(home).catch(() => undefined);
+  if (!client) return;
+  try {
+    const s = (await client.call('daemon.status')) as Status;
+    if (s.supervisor) return;
+  } catch {
+    return;
+  } finally {
+    client.close();
+  }
+  warn(`${unit.file} is installed for this home, but the daemon running (pid ${pid}) was started by hand, so ${unit.kind} does not restart it after a crash; hand it over with: atlas daemon stop && ${unit.start}`);
 }
 
 async function stop(args: GlobalArgs & { timeout: string }): Promise<void> {
@@ -153,54 +172,13 @@ async function run(args: GlobalArgs & { timeout: string; quiet: boolean }): Prom
 
 /** Writes a systemd user unit (Linux) or a launchd agent (macOS) that keeps the daemon up. */
 function installService(args: GlobalArgs & { print: boolean }): void {
-  const home = homeOf(args);
-  const node = process.execPath;
-  const isDefault = home === path.join(os.homedir(), '.atlas');
-  const suffix = isDefault ? '' : `-${crypto.createHash('sha256').update(home).digest('hex').slice(0, 8)}`;
-  let file: string;
-  let text: string;
-  let next: string[];
-  if (process.platform === 'darwin') {
-    const label = `dev.atlas.daemon${suffix}`;
-    file = path.join(os.homedir(), 'Library', 'LaunchAgents', `${label}.plist`);
-    text = `<?xml version="1.0" encoding="UTF-8"?>
-<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
-<plist version="1.0">
-<dict>
-  <key>Label</key><string>${label}</string>
-  <key>ProgramArguments</key>
-  <array><string>${node}</string>${DAEMON_NODE_FLAGS.map((f) => `<string>${f}</string>`).join('')}<string>${DAEMON_MAIN}</string><string>--quiet</string><string>--home</string><string>${home}</string></array>
-  <key>RunAtLoad</key><true/>
-  <key>KeepAlive</key><dict><key>SuccessfulExit</key><false/></dict>
-</dict>
-</plist>
-`;
-    next = [`launchctl load -w ${file}`];
-  } else {
-    const unit = `atlas${suffix}.service`;
-    file = path.join(process.env['XDG_CONFIG_HOME'] || path.join(os.homedir(), '.config'), 'systemd', 'user', unit);
-    text = `[Unit]
-Description=atlas task daemon (${home})
-
-[Service]
-Type=simple
-ExecStart=${node} ${DAEMON_NODE_FLAGS.join(' ')} ${DAEMON_MAIN} --quiet --home ${home}
-Restart=on-failure
-RestartSec=2
-KillSignal=SIGTERM
-TimeoutStopSec=30
-
-[Install]
-WantedBy=default.target
-`;
-    next = ['systemctl --user daemon-reload', `systemctl --user enable --now ${unit}`, 'loginctl enable-linger "$USER"   # to keep it running after you log out'];
-  }
+  const unit = serviceUnit(homeOf(args));
   if (args.print) {
-    process.stdout.write(text);
+    process.stdout.write(unit.text);
     return;
   }
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, text, { mode: 0o644 });
-  if (args.json) return printJson({ file, enable: next });
-  process.stdout.write(`wrote ${file}\nto enable it:\n${next.map((l) => `  ${l}`).join('\n')}\n`);
+  fs.mkdirSync(path.dirname(unit.file), { recursive: true });
+  fs.writeFileSync(unit.file, unit.text, { mode: 0o644 });
+  if (args.json) return printJson({ file: unit.file, name: unit.name, enable: unit.enable });
+  process.stdout.write(`wrote ${unit.file} (PATH as in this shell; add variables with Environment= lines)\nto enable it:\n${unit.enable.map((l) => `  ${l}`).join('\n')}\n`);
 }

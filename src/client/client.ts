@@ -143,6 +143,15 @@ export const DAEMON_MAIN = ((): string => {
 /** V8 settings for the daemon: a small young generation keeps a long-lived process's memory low. */
 export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=2'];
 
+/** A daemon started by hand is nobody's service: the markers a service manager set for the
+ *  shell that starts it (a terminal that runs as a systemd unit) must not make it look owned. */
+function handStartedEnv(home: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ATLAS_HOME: home };
+  delete env['INVOCATION_ID'];
+  delete env['XPC_SERVICE_NAME'];
+  return env;
+}
+
 /**
  * Starts a detached daemon for `home` and resolves once it answers a ping, with its pid.
  * If one is already running, resolves with that one's pid and `alreadyRunning`.
@@ -168,7 +177,7 @@ export async function startDaemon(home: string, options: { timeoutMs?: number } 
     const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, DAEMON_MAIN, '--home', home, '--quiet'], {
       detached: true,
       stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, ATLAS_HOME: home },
+      env: handStartedEnv(home),
     });
     children.push(child);
     exited = undefined;

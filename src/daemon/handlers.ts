@@ -23,6 +23,15 @@ export interface DaemonInfo {
   stop(timeoutMs: number | undefined): void;
 }
 
+/** The service manager that started this daemon: systemd sets INVOCATION_ID for a unit's
+ *  processes, launchd sets XPC_SERVICE_NAME to the agent's label. */
+function supervisor(): 'systemd' | 'launchd' | null {
+  if (process.env['INVOCATION_ID']) return 'systemd';
+  const xpc = process.env['XPC_SERVICE_NAME'];
+  if (xpc && xpc !== '0' && xpc.includes('atlas')) return 'launchd';
+  return null;
+}
+
 const SETTLED = (s: TaskStatus) => s !== 'pending' && s !== 'running';
 
 export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
@@ -50,6 +59,7 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
         queue_depth: engine.queueDepth,
         max_concurrent_tasks: engine.config.max_concurrent_tasks,
         memory: { rss_bytes: mem.rss, heap_used_bytes: mem.heapUsed },
+        supervisor: supervisor(),
       };
     },
     'daemon.stop': async (p) => {

@@ -21,7 +21,7 @@ import { idSortKey } from '../store/task-store.js';
 import { cleanEnvironment } from '../store/task-env.js';
 import { BUILTIN_DIR, TemplateRegistry, loadTemplateFile } from '../templates/loader.js';
 import type { Template } from '../templates/schema.js';
-import { newStepState, resolveInputs } from './new-task.js';
+import { checkDurationInputs, newStepState, resolveInputs } from './new-task.js';
 import { killLeftover, recoverTasks, type RecoveryReport } from './recovery.js';
 import { runTask, type StopReason } from './runner.js';
 import { Scheduler, type QueueEntry } from './scheduler.js';
@@ -148,6 +148,7 @@ export class Engine extends EventEmitter {
     const template = p.template_file ? await loadTemplateFile(p.template_file) : await this.templates.get(p.template);
     this.checkRunnable(template);
     const inputs = resolveInputs(template, p.inputs ?? {});
+    checkDurationInputs(template, inputs);
     const environment = p.env !== undefined ? cleanEnvironment(p.env) : undefined;
     const priority = p.priority ?? 0;
     if (!Number.isInteger(priority) || Math.abs(priority) > 1_000_000) {

@@ -2,7 +2,7 @@
 // copied in (later template edits never change a task that has started).
 import { AtlasError } from '../errors.js';
 import type { StepState } from '../store/records.js';
-import type { Template } from '../templates/schema.js';
+import { WHOLE_INPUT_REF, parseDuration, type Template } from '../templates/schema.js';
 
 export function newStepState(definition: StepState['definition']): StepState {
   return {
@@ -40,4 +40,19 @@ export function resolveInputs(template: Template, given: Record<string, string>)
     else if (spec.required) throw new AtlasError('invalid_input', `template ${template.name} needs input '${k}'${spec.description ? ` (${spec.description})` : ''}: pass -i ${k}=VALUE`, { details: { input: k } });
   }
   return out;
+}
+
+/** A ci step's `interval: "{{ inputs.x }}"` must get a duration: refused at start, not at the step. */
+export function checkDurationInputs(template: Template, inputs: Record<string, string>): void {
+  for (const step of template.steps) {
+    if (step.type !== 'ci' || typeof step.interval !== 'string') continue;
+    const ref = WHOLE_INPUT_REF.exec(step.interval);
+    if (!ref) continue;
+    const value = inputs[ref[1]!] ?? '';
+    if (parseDuration(value) === undefined) {
+      throw new AtlasError('invalid_input', `input '${ref[1]}' is step ${step.name}'s interval: expected a duration such as 30s or 2m, got ${JSON.stringify(value)}`, {
+        details: { input: ref[1], step: step.name },
+      });
+    }
+  }
 }

@@ -1,4 +1,4 @@
-// ci: polls `command:` every `interval:` (default 30s) until it exits 0 (CI passed). Exit 1
+// ci: polls `command:` every `interval:` (default 30s; may be "{{ inputs.x }}") until it exits 0 (CI passed). Exit 1
 // means CI failed (ci_failed); any other exit code means "still running" (for example the
 // GitHub CLI's `gh pr checks` exits 8 while checks are pending). The overall deadline
 // (`timeout:`, default 30m) is checkpointed, so a restart keeps it; passing it is ci_timeout.
@@ -12,7 +12,7 @@ const DEFAULT_TIMEOUT_MS = 30 * 60_000;
 export const ciExecutor: StepExecutor = {
   async run(ctx: StepContext): Promise<StepOutcome> {
     const spec = ctx.spec as CiSpec;
-    const interval = parseDuration(spec.interval ?? '30s') ?? 30_000;
+    const interval = parseDuration(ctx.interpolate(String(spec.interval ?? '30s'), 'text')) ?? 30_000;
     const deadline = await ctx.recordDeadline(new Date(Date.now() + (ctx.timeoutMs ?? DEFAULT_TIMEOUT_MS)));
     const command = ctx.interpolate(spec.command, 'shell');
     for (let poll = 1; ; poll++) {

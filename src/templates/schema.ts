@@ -20,6 +20,12 @@ export const durationSchema = z
   .union([z.string(), z.number()])
   .refine((v) => parseDuration(v) !== undefined, { message: "expected a duration such as '90s', '10m', '1h' or a number of seconds" });
 
+/** A reference to one input, standing for a whole field's value (`interval: "{{ inputs.every }}"`). */
+export const WHOLE_INPUT_REF = /^\{\{\s*inputs\.([a-z][a-z0-9_]*)\s*\}\}$/;
+
+/** A duration, or an input that must hold one (checked when the task starts). */
+export const durationOrInputSchema = z.union([z.string().regex(WHOLE_INPUT_REF), durationSchema]);
+
 const nameSchema = z.string().regex(NAME_PATTERN, { message: "expected a name of a-z, 0-9, '.', '_', '-' (at most 64, starting with a letter or digit)" });
 const inputNameSchema = z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, { message: 'expected an input name of a-z, 0-9 and _, starting with a letter' });
 const envSchema = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'expected an environment variable name' }), z.union([z.string(), z.number(), z.boolean()]).transform(String));
@@ -72,7 +78,7 @@ const gitStep = z
   .refine((s) => s.action !== 'branch' || s.branch !== undefined, { message: "a git branch step needs 'branch'", path: ['branch'] });
 
 const ciStep = z
-  .object({ ...common, type: z.literal('ci'), command: z.string().min(1), interval: durationSchema.optional() })
+  .object({ ...common, type: z.literal('ci'), command: z.string().min(1), interval: durationOrInputSchema.optional() })
   .strict();
 
 const waitStep = z

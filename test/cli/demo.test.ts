@@ -1,6 +1,7 @@
 // The quick start (`npm run demo`, i.e. node dist/scripts/demo.js): runs the built-in demo
 // template end to end through a real daemon in a scratch home, exits 0, says 'completed',
-// and leaves no process behind.
+// and leaves no process behind; it tells how to get `atlas` on the PATH and removes its
+// scratch home and workspace directory.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -26,7 +27,11 @@ test('npm run demo: exit 0, the task completed, nothing left running', async () 
     assert.ok(home && workdir, out);
     assert.match(stdout, /task task-\S+: completed/, out);
     assert.match(stderr, /step 5\/5 report/, out);
-    assert.equal(fs.readFileSync(path.join(workdir, 'demo-output', 'greeting.txt'), 'utf8'), 'hello from the atlas demo\n');
+    assert.match(stdout, /npm link/, out);
+    assert.match(stdout, /npm run demo -- --keep/, out);
+    assert.match(stdout, /removed the scratch home and workspace directory/, out);
+    assert.equal(fs.existsSync(home), false, 'the scratch home is left behind');
+    assert.equal(fs.existsSync(workdir), false, 'the scratch workspace is left behind');
   } finally {
     if (home) {
       try {
