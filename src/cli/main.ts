@@ -6,6 +6,7 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { VERSION } from '../version.js';
 import { registerDaemonCommands } from './daemon-cmd.js';
+import { registerDashboardCommand } from './dashboard-cmd.js';
 import { registerDoctorCommand } from './doctor-cmd.js';
 import { EXIT, c } from './output.js';
 import { registerTaskCommands } from './task-cmd.js';
@@ -34,6 +35,7 @@ export function buildCli(argv: string[]): Argv {
   cli = registerTemplateCommands(cli);
   cli = registerTaskCommands(cli);
   cli = registerDoctorCommand(cli);
+  cli = registerDashboardCommand(cli);
   return cli;
 }
 

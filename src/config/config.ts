@@ -20,6 +20,7 @@ const configSchema = z
       .strict()
       .optional(),
     log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
+    http: z.object({ listen: z.string().min(1).max(300), allow_remote: z.boolean().optional() }).strict().optional(),
   })
   .strict();
 
@@ -39,6 +40,14 @@ export interface Config {
   /** Time between SIGTERM and SIGKILL when a step is stopped. */
   kill_grace_ms: number;
   log_level: string;
+  /** The HTTP listener (DESIGN §11); null when off (the default). */
+  http: HttpConfig | null;
+}
+
+export interface HttpConfig {
+  host: string;
+  port: number;
+  allow_remote: boolean;
 }
 
 export const DEFAULT_CONFIG: Config = {
@@ -49,6 +58,7 @@ export const DEFAULT_CONFIG: Config = {
   output_cap: 1024 * 1024,
   kill_grace_ms: 5000,
   log_level: 'info',
+  http: null,
 };
 
 export function retryPolicy(spec: { max: number; backoff?: string | number | undefined; max_backoff?: string | number | undefined } | undefined, fallback: RetryPolicy): RetryPolicy {
@@ -96,7 +106,30 @@ export function parseConfig(text: string, file: string): Config {
     output_cap: cap,
     kill_grace_ms: d?.kill_grace !== undefined ? (parseDuration(d.kill_grace) ?? DEFAULT_CONFIG.kill_grace_ms) : DEFAULT_CONFIG.kill_grace_ms,
     log_level: c.log_level ?? DEFAULT_CONFIG.log_level,
+    http: c.http ? httpConfig(c.http.listen, c.http.allow_remote ?? false, `${file}: http.listen`) : null,
   };
+}
+
+/**
+ * Checks a listen address ("127.0.0.1:7390", "[::1]:7390", "localhost:0"): a host and a port,
+ * and a loopback host unless remote access was allowed on purpose (DESIGN §11).
+ */
+export function httpConfig(listen: string, allowRemote: boolean, where = 'http.listen'): HttpConfig {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s\[\]]+)):(\d{1,5})$/.exec(listen.trim());
+  const host = m ? (m[1] ?? m[2] ?? '') : '';
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !host || !(port >= 0 && port <= 65535)) {
+    throw new AtlasError('config_invalid', `${where}: expected host:port such as "127.0.0.1:7390", got ${JSON.stringify(listen)}`);
+  }
+  if (!allowRemote && !isLoopbackHost(host)) {
+    throw new AtlasError('config_invalid', `${where}: ${JSON.stringify(listen)} is not a loopback address; the dashboard and API would be reachable from other machines. Listen on 127.0.0.1, or set http.allow_remote: true on purpose`);
+  }
+  return { host, port, allow_remote: allowRemote };
+}
+
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
 /** Reads config.yaml; a missing file means all defaults. */

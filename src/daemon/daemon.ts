@@ -20,6 +20,8 @@ import { SafeLogDestination } from './log-destination.js';
 import { processStartTicks } from '../util/proc.js';
 import { VERSION } from '../version.js';
 import { makeHandlers } from './handlers.js';
+import { HttpControl } from './http-control.js';
+import { faultGate } from '../util/fault.js';
 import { RpcServer } from './rpc-server.js';
 
 /** The daemon's exit code after an uncaught error (EX_SOFTWARE); a supervisor restarts it. */
@@ -54,6 +56,7 @@ export class Daemon {
   private lock: HomeLock | undefined;
   private server: RpcServer | undefined;
   private engine: Engine | undefined;
+  private http: HttpControl | undefined;
   private stopping: Promise<void> | undefined;
   private readonly paths: HomePaths;
   readonly socketPath: string;
@@ -91,22 +94,27 @@ export class Daemon {
       await fsp.unlink(this.socketPath).catch(() => undefined);
       this.engine = await Engine.open({ home: this.paths.root, logger: this.log });
       marks['engine_open'] = Math.round(performance.now());
+      // The HTTP listener (if configured) comes up before recovery, so /readyz can say "not yet".
+      this.http = new HttpControl(this.engine, this.paths.root, this.log, () => this.state === 'running');
+      await this.http.startConfigured();
+      await faultGate('RECOVERY');
       const report = await this.engine.start();
       marks['recovered'] = Math.round(performance.now());
       this.engine.on('task_error', (id: string, err: Error) => this.log.warn({ task: id }, `task ${id}: ${err.message}`));
-      this.server = new RpcServer(
-        makeHandlers(this.engine, {
-          home: this.paths.root,
-          socket: this.socketPath,
-          startedAt: Date.now(),
-          recovery: report,
-          stop: (t) => void this.stop(t),
-        }),
-        this.log,
-      );
+      const http = this.http;
+      const handlers = makeHandlers(this.engine, {
+        home: this.paths.root,
+        socket: this.socketPath,
+        startedAt: Date.now(),
+        recovery: report,
+        stop: (t) => void this.stop(t),
+        httpLogin: (listen) => http.login(listen),
+      });
+      this.server = new RpcServer(handlers, this.log);
       await this.server.listen(this.socketPath);
       await fsp.chmod(this.socketPath, 0o600);
       this.state = 'running';
+      this.http.serve(handlers);
       marks['listening'] = Math.round(performance.now());
       this.log.info({ version: VERSION, home: this.paths.root, socket: this.socketPath, startup_ms: marks, recovery: { requeued: report.requeued.length, rerun: report.rerun.length, paused: report.paused.length, killed_groups: report.killed_groups, ms: report.duration_ms } }, 'daemon ready');
     } catch (err) {
@@ -126,6 +134,7 @@ export class Daemon {
     this.log.info({ grace_ms: graceMs ?? this.graceMs }, 'stopping');
     this.stopping = (async () => {
       await this.server?.close().catch(() => undefined);
+      await this.http?.close();
       await this.engine?.shutdown(graceMs ?? this.graceMs).catch((err: unknown) => this.log.error({ err }, 'engine shutdown failed'));
       await this.cleanup();
       this.state = 'stopped';
@@ -137,6 +146,7 @@ export class Daemon {
   }
 
   private async cleanup(): Promise<void> {
+    await this.http?.close();
     await fsp.unlink(this.socketPath).catch(() => undefined);
     await this.lock?.release().catch(() => undefined);
     this.lock = undefined;

@@ -21,6 +21,8 @@ export interface DaemonInfo {
   /** What recovery did when this daemon started. */
   recovery?: unknown;
   stop(timeoutMs: number | undefined): void;
+  /** A one-time dashboard login URL; turns the HTTP listener on if it is off. */
+  httpLogin(listen: string | undefined): Promise<unknown>;
 }
 
 /** The service manager that started this daemon: systemd sets INVOCATION_ID for a unit's
@@ -141,6 +143,7 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
         throw err;
       }
     },
+    'http.login': async (p) => info.httpLogin((p as ParamsOf<'http.login'>).listen),
     'doctor.run': async (p) => {
       const { repair } = p as ParamsOf<'doctor.run'>;
       return { ...(await engine.doctor(repair ?? false)), recovery_at_start: info.recovery ?? null };

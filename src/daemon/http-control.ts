@@ -1,0 +1,101 @@
+// The daemon's side of the HTTP listener: metrics wired to the engine from the start (so a
+// listener turned on later still counts what happened before), the listener started before
+// recovery when config.yaml asks for it (so /readyz can say "not ready" while recovery
+// runs), or later by `atlas dashboard` (http.login), and closed at stop.
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { httpConfig, type HttpConfig } from '../config/config.js';
+import type { Engine } from '../engine/engine.js';
+import { HttpListener, type Readiness } from '../http/server.js';
+import { TaskFeed } from '../http/task-feed.js';
+import { setGaugeSource } from '../metrics/metrics.js';
+import { observeTasks } from '../metrics/task-metrics.js';
+import type { Handlers } from './rpc-server.js';
+
+export const DEFAULT_LISTEN = '127.0.0.1:7390';
+
+export interface LoginResult {
+  url: string;
+  login_url: string;
+  listen: string;
+  /** True when this call turned the listener on (config.yaml did not). */
+  started_now: boolean;
+}
+
+export class HttpControl {
+  private listener: HttpListener | undefined;
+  private starting: Promise<HttpListener> | undefined;
+  private handlers: Handlers | undefined;
+  private readonly feed: TaskFeed;
+  private readonly unobserve: () => void;
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly home: string,
+    private readonly log: Logger,
+    private readonly isRunning: () => boolean,
+  ) {
+    this.unobserve = observeTasks(engine);
+    setGaugeSource({ taskCounts: () => engine.taskCounts(), slotsAvailable: () => Math.max(0, engine.config.max_concurrent_tasks - engine.runningCount) });
+    this.feed = new TaskFeed(engine, () => engine.taskCounts());
+  }
+
+  /** Starts the listener if config.yaml turns it on. */
+  async startConfigured(): Promise<void> {
+    if (this.engine.config.http) await this.ensure(this.engine.config.http);
+  }
+
+  /** Called once recovery is over and the handlers exist: the API starts answering. */
+  serve(handlers: Handlers): void {
+    this.handlers = handlers;
+  }
+
+  /** A one-time login URL, turning the listener on first (at `listen`, or config's, or 127.0.0.1:7390) if it is off. */
+  async login(listen?: string): Promise<LoginResult> {
+    const was = this.listener !== undefined;
+    const l = this.listener ?? (await this.ensure(listen !== undefined ? httpConfig(listen, false, 'listen') : (this.engine.config.http ?? httpConfig(DEFAULT_LISTEN, false))));
+    return { url: l.url, login_url: l.loginUrl(), listen: `${l.address.host}:${l.address.port}`, started_now: !was };
+  }
+
+  private ensure(config: HttpConfig): Promise<HttpListener> {
+    this.starting ??= HttpListener.start(config, {
+      tokenFile: path.join(this.home, 'http.token'),
+      log: this.log,
+      handlers: () => this.handlers,
+      feed: this.feed,
+      counts: () => this.engine.taskCounts(),
+      readiness: () => this.readiness(),
+    }).then(
+      (l) => {
+        this.listener = l;
+        this.log.info({ http: l.url }, `HTTP listener on ${l.url}`);
+        return l;
+      },
+      (err: unknown) => {
+        this.starting = undefined;
+        throw err;
+      },
+    );
+    return this.starting;
+  }
+
+  private async readiness(): Promise<Readiness> {
+    if (!this.isRunning() || !this.handlers) return { ready: false, reason: 'recovering: the daemon has not finished starting' };
+    try {
+      await fsp.access(this.engine.store.paths.root, fsp.constants.W_OK);
+    } catch (err) {
+      return { ready: false, reason: `the store is not reachable: ${(err as Error).message}` };
+    }
+    return { ready: true };
+  }
+
+  async close(): Promise<void> {
+    this.unobserve();
+    this.feed.close();
+    setGaugeSource(undefined);
+    await (this.starting?.catch(() => undefined));
+    await this.listener?.close().catch(() => undefined);
+    this.listener = undefined;
+  }
+}
