@@ -2,7 +2,6 @@
 // listener turned on later still counts what happened before), the listener started before
 // recovery when config.yaml asks for it (so /readyz can say "not ready" while recovery
 // runs), or later by `atlas dashboard` (http.login), and closed at stop.
-import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { httpConfig, type HttpConfig } from '../config/config.js';
@@ -82,10 +81,19 @@ export class HttpControl {
 
   private async readiness(): Promise<Readiness> {
     if (!this.isRunning() || !this.handlers) return { ready: false, reason: 'recovering: the daemon has not finished starting' };
+    // The store answers a small read within a few seconds (a file listing, or a query with the PostgreSQL store).
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await fsp.access(this.engine.store.paths.root, fsp.constants.W_OK);
+      await Promise.race([
+        this.engine.store.workspaces.list(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('no answer within 3 s')), 3000);
+        }),
+      ]);
     } catch (err) {
       return { ready: false, reason: `the store is not reachable: ${(err as Error).message}` };
+    } finally {
+      clearTimeout(timer);
     }
     return { ready: true };
   }

@@ -25,6 +25,7 @@ test('config: a missing file means all defaults; values are read and defaulted',
       output_cap: 64 * 1024,
       kill_grace_ms: 1000,
       log_level: 'debug',
+      http: null,
     });
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
@@ -67,5 +68,21 @@ test('config: the engine reads config.yaml from its home, and names ai.command w
   } finally {
     await engine.shutdown();
     fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('config: http.listen is host:port on loopback unless allow_remote is true', () => {
+  assert.deepEqual(parseConfig('http:\n  listen: "127.0.0.1:7390"\n', 'c.yaml').http, { host: '127.0.0.1', port: 7390, allow_remote: false });
+  assert.deepEqual(parseConfig('http:\n  listen: "[::1]:0"\n', 'c.yaml').http, { host: '::1', port: 0, allow_remote: false });
+  assert.deepEqual(parseConfig('http:\n  listen: "localhost:8080"\n', 'c.yaml').http, { host: 'localhost', port: 8080, allow_remote: false });
+  assert.deepEqual(parseConfig('http:\n  listen: "0.0.0.0:7390"\n  allow_remote: true\n', 'c.yaml').http, { host: '0.0.0.0', port: 7390, allow_remote: true });
+  for (const [text, pattern] of [
+    ['http:\n  listen: "0.0.0.0:7390"\n', /http\.listen: "0\.0\.0\.0:7390" is not a loopback address.*allow_remote/],
+    ['http:\n  listen: "192.168.1.5:7390"\n', /not a loopback address/],
+    ['http:\n  listen: "127.0.0.1"\n', /http\.listen: expected host:port/],
+    ['http:\n  listen: "127.0.0.1:99999"\n', /expected host:port/],
+    ['http:\n  listen: "127.0.0.1:80"\n  tls: true\n', /http\.tls: unknown key|tls/],
+  ] as const) {
+    assert.throws(() => parseConfig(text, 'c.yaml'), (e: unknown) => isAtlasError(e, 'config_invalid') && pattern.test(e.message), text);
   }
 });
