@@ -43,6 +43,10 @@ export class TaskStore implements StoreTasks {
   private readonly written = new Map<string, Written>();
   private readonly leases = new Map<string, TaskLock>();
   private readonly reservedIds = new Set<string>();
+  /** In-process writers of a task, one at a time: the cross-process lock is skipped while this
+   *  process holds the task's lease, and two writers that both passed the revision check would
+   *  otherwise both write revision + 1 (a lost update). */
+  private readonly writers = new Map<string, Promise<void>>();
 
   constructor(paths: HomePaths, options: { warn?: Warn } = {}) {
     this.paths = paths;
@@ -181,6 +185,10 @@ export class TaskStore implements StoreTasks {
    * process, not a power cut (then task.json.bak or the log has the previous durable state).
    */
   async checkpoint(task: TaskRecord, options: { durable?: boolean } = {}): Promise<void> {
+    return this.oneWriter(task.id, () => this.checkpointNow(task, options));
+  }
+
+  private async checkpointNow(task: TaskRecord, options: { durable?: boolean }): Promise<void> {
     const lease = this.leases.get(task.id);
     if (lease) {
       if (lease.compromised) {
@@ -199,6 +207,26 @@ export class TaskStore implements StoreTasks {
 
   /** Read-modify-write under the task's lock. `mutate` gets the current record and changes it in place. */
   async updateTask(id: string, mutate: (task: TaskRecord) => void | Promise<void>): Promise<TaskRecord> {
+    return this.oneWriter(id, () => this.updateNow(id, mutate));
+  }
+
+  /** Runs `write` once every earlier in-process writer of task `id` has finished. */
+  private async oneWriter<T>(id: string, write: () => Promise<T>): Promise<T> {
+    const before = this.writers.get(id);
+    let done!: () => void;
+    const mine = new Promise<void>((r) => (done = r));
+    const tail = before ? before.then(() => mine) : mine;
+    this.writers.set(id, tail);
+    try {
+      if (before) await before;
+      return await write();
+    } finally {
+      done();
+      if (this.writers.get(id) === tail) this.writers.delete(id);
+    }
+  }
+
+  private async updateNow(id: string, mutate: (task: TaskRecord) => void | Promise<void>): Promise<TaskRecord> {
     const ws = await this.requireLocation(id);
     const held = this.leases.get(id);
     const lock = held ? undefined : await lockTaskDir(this.paths.taskDir(ws, id));
@@ -325,6 +353,10 @@ export class TaskStore implements StoreTasks {
   }
 
   async deleteTask(id: string): Promise<void> {
+    return this.oneWriter(id, () => this.deleteNow(id));
+  }
+
+  private async deleteNow(id: string): Promise<void> {
     const ws = await this.requireLocation(id);
     const dir = this.paths.taskDir(ws, id);
     const lock = this.leases.has(id) ? undefined : await lockTaskDir(dir);
