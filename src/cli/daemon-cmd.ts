@@ -9,6 +9,8 @@ import { parseDuration } from '../templates/schema.js';
 import { homeOf, type GlobalArgs } from './connect.js';
 import { EXIT, duration, fail, info, printJson, table, warn } from './output.js';
 import { installedUnit, serviceUnit } from './service-unit.js';
+import { RUNNING_HEADERS, runningRows } from './ps-cmd.js';
+import type { RunningTask } from '../daemon/running-tasks.js';
 
 interface Status {
   pid: number;
@@ -25,6 +27,7 @@ interface Status {
   memory: { rss_bytes: number; heap_used_bytes: number };
   /** The service manager that runs the daemon, or null when it was started by hand. */
   supervisor?: 'systemd' | 'launchd' | null;
+  running?: RunningTask[];
 }
 
 export function registerDaemonCommands(cli: Argv): Argv {
@@ -144,6 +147,7 @@ async function status(args: GlobalArgs): Promise<void> {
         `running  ${s.running_tasks} of ${s.max_concurrent_tasks} slots, ${s.queue_depth} queued`,
         `tasks    ${s.tasks_total}`,
         counts.length ? table(['STATUS', 'TASKS'], counts.map(([k, n]) => [k, String(n)])) : '',
+        s.running?.length ? `\nrunning now\n${table(RUNNING_HEADERS, runningRows(s.running))}` : '',
       ]
         .filter(Boolean)
         .join('\n') + '\n',

@@ -9,13 +9,20 @@ export function registerDoctorCommand(cli: Argv): Argv {
   return cli.command(
     'doctor',
     'check the home for problems (corrupt checkpoints, leftovers, stale locks); --repair fixes them',
-    (y) => y.option('repair', { type: 'boolean', default: false, describe: 'fix what can be fixed safely' }),
+    (y) =>
+      y
+        .option('repair', { type: 'boolean', default: false, describe: 'fix what can be fixed safely' })
+        .option('clear-quarantine', { type: 'boolean', default: false, describe: 'delete the unrecoverable tasks kept in quarantine/' }),
     async (a) => {
-      const args = a as unknown as GlobalArgs & { repair: boolean };
+      const args = a as unknown as GlobalArgs & { repair: boolean; clearQuarantine: boolean };
       try {
-        const r = (await withClient(args, (client) => client.call('doctor.run', { repair: args.repair }))) as DoctorReport & { recovery_at_start: RecoveryReport | null };
+        const r = (await withClient(args, (client) => client.call('doctor.run', { repair: args.repair, ...(args.clearQuarantine ? { clear_quarantine: true } : {}) }))) as DoctorReport & {
+          recovery_at_start: RecoveryReport | null;
+          quarantine_cleared?: { removed: string[] };
+        };
         if (args.json) printJson(r);
         else {
+          if (r.quarantine_cleared) process.stdout.write(`cleared the quarantine: ${r.quarantine_cleared.removed.length} task(s) deleted${r.quarantine_cleared.removed.length ? ` (${r.quarantine_cleared.removed.join(', ')})` : ''}\n`);
           const rec = r.recovery_at_start;
           if (rec && (rec.repaired.length || rec.rerun.length || rec.killed_groups || rec.swept_temp_files)) {
             process.stdout.write(

@@ -8,6 +8,7 @@ import { VERSION } from '../version.js';
 import { registerDaemonCommands } from './daemon-cmd.js';
 import { registerDashboardCommand } from './dashboard-cmd.js';
 import { registerDoctorCommand } from './doctor-cmd.js';
+import { registerPsCommand } from './ps-cmd.js';
 import { EXIT, c } from './output.js';
 import { registerTaskCommands } from './task-cmd.js';
 import { registerTemplateCommands } from './template-cmd.js';
@@ -34,6 +35,7 @@ export function buildCli(argv: string[]): Argv {
   cli = registerWorkspaceCommands(cli);
   cli = registerTemplateCommands(cli);
   cli = registerTaskCommands(cli);
+  cli = registerPsCommand(cli);
   cli = registerDoctorCommand(cli);
   cli = registerDashboardCommand(cli);
   return cli;

@@ -9,6 +9,7 @@ import { TASK_STATUSES, type TaskRecord, type TaskSummary } from '../store/recor
 import type { LogRecord } from '../store/task-log.js';
 import { withClient, type GlobalArgs } from './connect.js';
 import { follow } from './follow.js';
+import { queueLine } from './ps-cmd.js';
 import { EXIT, ago, c, duration, fail, info, printJson, statusColor, table } from './output.js';
 import { editDistance } from '../util/distance.js';
 import { parseLabelArgs } from '../engine/labels.js';
@@ -149,13 +150,14 @@ export function registerTaskCommands(cli: Argv): Argv {
       (y) =>
         y
           .option('workspace', { alias: 'w', type: 'string' })
-          .option('status', { type: 'string', choices: TASK_STATUSES as unknown as string[] })
+          .option('status', { type: 'string', array: true, choices: TASK_STATUSES as unknown as string[], describe: 'only tasks in this status (repeatable)' })
+          .option('active', { type: 'boolean', describe: 'only tasks still moving or waiting for you: pending, running, awaiting_approval' })
           .option('template', { alias: 't', type: 'string' })
           .option('limit', { alias: 'n', type: 'number', default: 50 }),
       action(async (args, client) => {
         const list = (await client.call('task.list', {
           ...(args['workspace'] ? { workspace: String(args['workspace']) } : {}),
-          ...(args['status'] ? { status: args['status'] as TaskSummary['status'] } : {}),
+          ...statusFilter(args['status'], Boolean(args['active'])),
           ...(args['template'] ? { template: String(args['template']) } : {}),
           limit: Number(args['limit']),
         })) as TaskSummary[];
@@ -187,6 +189,7 @@ export function registerTaskCommands(cli: Argv): Argv {
           ...(t.labels && Object.keys(t.labels).length ? [`labels     ${Object.entries(t.labels).map(([k, v]) => `${k}=${v}`).join(' ')}`] : []),
           ...(t.after?.length ? [`after      ${t.after.join(', ')}`] : []),
           ...(await waitingLines(client, t)),
+          ...(await queueLine(client, t)),
           '',
         ];
         const rows = t.steps.map((s, i) => {
@@ -294,6 +297,14 @@ function startExtras(args: Args): { after?: string[]; labels?: Record<string, st
     process.exit(EXIT.USAGE);
   }
   return { ...(after.length ? { after } : {}), ...(labels.length ? { labels: parsed } : {}) };
+}
+
+const ACTIVE: TaskSummary['status'][] = ['pending', 'running', 'awaiting_approval'];
+
+/** --status (repeatable) and --active, merged into one status list. */
+function statusFilter(status: unknown, active: boolean): { status?: TaskSummary['status'][] } {
+  const list = [...(Array.isArray(status) ? status : status === undefined ? [] : [status]).map(String), ...(active ? ACTIVE : [])] as TaskSummary['status'][];
+  return list.length ? { status: [...new Set(list)] } : {};
 }
 
 /** "waiting on" lines for show: each dependency still waited on, with its status. */

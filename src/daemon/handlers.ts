@@ -13,6 +13,8 @@ import type { LogRecord } from '../store/task-log.js';
 import { formatProblem, parseTemplate, TemplateError } from '../templates/loader.js';
 import { VERSION } from '../version.js';
 import type { Connection, Handlers } from './rpc-server.js';
+import { runningTasks } from './running-tasks.js';
+import { clearQuarantine } from '../engine/quarantine.js';
 
 export interface DaemonInfo {
   home: string;
@@ -62,6 +64,7 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
         max_concurrent_tasks: engine.config.max_concurrent_tasks,
         memory: { rss_bytes: mem.rss, heap_used_bytes: mem.heapUsed },
         supervisor: supervisor(),
+        running: await runningTasks(engine),
       };
     },
     'daemon.stop': async (p) => {
@@ -145,8 +148,9 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
     },
     'http.login': async (p) => info.httpLogin((p as ParamsOf<'http.login'>).listen),
     'doctor.run': async (p) => {
-      const { repair } = p as ParamsOf<'doctor.run'>;
-      return { ...(await engine.doctor(repair ?? false)), recovery_at_start: info.recovery ?? null };
+      const { repair, clear_quarantine } = p as ParamsOf<'doctor.run'>;
+      const cleared = clear_quarantine ? await clearQuarantine(engine.store.paths.quarantineDir) : undefined;
+      return { ...(await engine.doctor(repair ?? false)), recovery_at_start: info.recovery ?? null, ...(cleared ? { quarantine_cleared: cleared } : {}) };
     },
     'events.subscribe': async (p, conn) => {
       const { task_id } = p as ParamsOf<'events.subscribe'>;

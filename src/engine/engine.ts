@@ -122,6 +122,11 @@ export class Engine extends EventEmitter {
     return this.active.size;
   }
 
+  /** Ids of the tasks a runner holds now. */
+  get activeTaskIds(): string[] {
+    return [...this.active.keys()];
+  }
+
   /** Recovers what a previous process left, then starts running tasks. */
   async start(): Promise<RecoveryReport> {
     if (this.state !== 'created') throw new AtlasError('not_allowed', `the engine is ${this.state}`);

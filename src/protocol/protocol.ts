@@ -106,7 +106,7 @@ export const PARAMS = {
   'template.get': z.object({ name }).strict(),
   'template.validate': z.object({ file: z.string().min(1).max(4096).optional(), text: z.string().max(1024 * 1024).optional(), name: z.string().max(4096).optional() }).strict(),
   'events.subscribe': z.object({ task_id: id.optional() }).strict(),
-  'doctor.run': z.object({ repair: z.boolean().optional() }).strict(),
+  'doctor.run': z.object({ repair: z.boolean().optional(), clear_quarantine: z.boolean().optional() }).strict(),
   'http.login': z.object({ listen: z.string().min(1).max(300).optional() }).strict(),
 } as const;
 
