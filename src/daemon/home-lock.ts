@@ -66,7 +66,9 @@ export async function acquireHomeLock<O extends { pid: number; start_ticks: numb
         throw storageError('lock', lockPath, err);
       }
       const holder = readJson<O>(pidFile);
-      const holderDead = holder ? typeof holder.pid === 'number' && holder.pid !== process.pid && !sameProcessAlive(holder.pid, holder.start_ticks) : true;
+      // Our own pid is no proof of life: a dead predecessor may have had it (PID 1 in a
+      // container); the start time tells them apart.
+      const holderDead = holder ? typeof holder.pid === 'number' && !sameProcessAlive(holder.pid, holder.start_ticks) : true;
       if (holderDead && !otherLiveClaim(lockPath)) {
         // The recorded holder is dead: its lock is ours to break.
         try {

@@ -14,6 +14,8 @@ import { pidAlive } from '../util/proc.js';
 export const FILE_MODE = 0o600;
 export const DIR_MODE = 0o700;
 const TEMP_MARK = '.tmp-';
+/** When this process started (wall clock, ms), less a second for clock granularity. */
+const PROCESS_STARTED_MS = performance.timeOrigin - 1000;
 let tempCounter = 0;
 
 /** Fault points tests can arm to simulate a failure at an exact place in a write. */
@@ -146,9 +148,14 @@ export async function sweepTempFiles(dir: string): Promise<string[]> {
   for (const name of names) {
     if (!isTempFile(name)) continue;
     const owner = tempFileOwner(name);
-    if (owner !== undefined && owner !== process.pid && pidAlive(owner)) continue;
-    if (owner === process.pid) continue;
-    await fsp.unlink(path.join(dir, name)).catch(() => undefined);
+    const file = path.join(dir, name);
+    if (owner === process.pid) {
+      // Ours, or a dead predecessor's that had our pid (PID 1 in a container): a file made
+      // before this process started is not ours.
+      const st = await fsp.stat(file).catch(() => undefined);
+      if (!st || st.mtimeMs >= PROCESS_STARTED_MS) continue;
+    } else if (owner !== undefined && pidAlive(owner)) continue;
+    await fsp.unlink(file).catch(() => undefined);
     swept.push(name);
   }
   return swept;

@@ -101,7 +101,8 @@ function readClaims(ownerPath: string): Claim[] {
 function isDead(owner: { pid: unknown; start_ticks?: unknown }): boolean {
   if (typeof owner.pid !== 'number') return false;
   const ticks = typeof owner.start_ticks === 'number' ? owner.start_ticks : null;
-  return owner.pid !== process.pid && !sameProcessAlive(owner.pid, ticks);
+  // Our own pid too: a dead predecessor with our pid (PID 1 in a container) differs in start time.
+  return !sameProcessAlive(owner.pid, ticks);
 }
 
 /** Breaks the lock at `lockPath` when the holder recorded beside `ownerPath` is no longer alive.
