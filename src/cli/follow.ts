@@ -4,9 +4,10 @@
 import { AtlasClient } from '../client/client.js';
 import { AtlasError } from '../errors.js';
 import { NOTIFY, type RpcNotification } from '../protocol/protocol.js';
-import type { TaskSummary } from '../store/records.js';
+import type { TaskRecord, TaskSummary } from '../store/records.js';
 import type { LogRecord } from '../store/task-log.js';
-import { connect, type GlobalArgs } from './connect.js';
+import { connect, withClient, type GlobalArgs } from './connect.js';
+import { ProgressLine } from './progress.js';
 import { c, duration, info, statusColor } from './output.js';
 
 export interface FollowOptions {
@@ -18,8 +19,38 @@ export interface FollowOptions {
   quiet?: boolean;
 }
 
-/** Follows a task until it settles; resolves with its final summary. */
+/** Follows a task until it settles; resolves with its final summary. Ctrl-C stops following
+ *  (the task keeps running) and says how to re-attach; a task left waiting for approval
+ *  shows the step's prompt and the approve/reject commands. */
 export async function follow(args: GlobalArgs, id: string, options: FollowOptions = {}): Promise<TaskSummary> {
+  const progress = new ProgressLine(process.stderr, Boolean(process.stderr.isTTY) && !options.jsonLines);
+  const onSigint = () => {
+    progress.stop();
+    info(`\natlas: stopped following; task ${id} keeps running in the daemon. Re-attach with: atlas logs ${id} -f   (stop it: atlas cancel ${id})`);
+    process.exit(130);
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    const final = await followLoop(args, id, options, progress);
+    progress.stop();
+    if (final.status === 'awaiting_approval' && !options.jsonLines) await approvalHint(args, id);
+    return final;
+  } finally {
+    progress.stop();
+    process.off('SIGINT', onSigint);
+  }
+}
+
+/** What the human step asks, and the commands that answer it. */
+async function approvalHint(args: GlobalArgs, id: string): Promise<void> {
+  const t = (await withClient(args, (cl) => cl.call('task.get', { id })).catch(() => undefined)) as TaskRecord | undefined;
+  const step = t?.steps[t.current_step];
+  if (!t || !step) return;
+  const prompt = (step.definition as { prompt?: string }).prompt;
+  info(`${c.errYellow('waiting for approval')} at step ${step.name}${prompt ? `: ${prompt}` : ''}\n  approve:  atlas approve ${id}\n  reject:   atlas reject ${id} --reason "..." [--retry-from <step>]`);
+}
+
+async function followLoop(args: GlobalArgs, id: string, options: FollowOptions, progress: ProgressLine): Promise<TaskSummary> {
   let seen = 0;
   let announcedRetry = false;
   let first = true;
@@ -42,12 +73,12 @@ export async function follow(args: GlobalArgs, id: string, options: FollowOption
           const p = n.params as { record?: LogRecord; task?: TaskSummary };
           if (n.method === NOTIFY.LOG && p.record?.['transient'] === true) {
             // Not in task.log (why a task does not move: a full disk...): shown, never counted.
-            render(p.record, last, options);
+            render(p.record, last, options, progress);
           } else if (n.method === NOTIFY.LOG && p.record) {
             index++;
             if (index > seen) {
               seen = index;
-              render(p.record, last, options);
+              render(p.record, last, options, progress);
             }
           } else if (n.method === NOTIFY.TASK && p.task) {
             last = p.task;
@@ -68,7 +99,7 @@ export async function follow(args: GlobalArgs, id: string, options: FollowOption
               index++;
               if (index > seen) {
                 seen = index;
-                if (options.history !== false || !first) render(rec, last, options);
+                if (options.history !== false || !first) render(rec, last, options, progress);
               }
             }
             // Live notifications counted after the history; keep the counter in file order.
@@ -92,20 +123,27 @@ export async function follow(args: GlobalArgs, id: string, options: FollowOption
   }
 }
 
-function render(r: LogRecord, task: TaskSummary | undefined, o: FollowOptions): void {
+function render(r: LogRecord, task: TaskSummary | undefined, o: FollowOptions, progress: ProgressLine): void {
   if (o.jsonLines) {
     process.stdout.write(JSON.stringify(r) + '\n');
     return;
   }
   const total = task?.steps_total ?? '?';
+  if (r.event === 'output') progress.output();
+  else progress.beforePrint();
   switch (r.event) {
     case 'output':
       if (!o.quiet) process.stdout.write(String(r['text'] ?? ''));
       return;
-    case 'step_started':
-      process.stderr.write(c.errDim(`▶ step ${Number(r['step_index']) + 1}/${total} ${String(r['step'])} (${String(r['type'])}${Number(r['attempt']) > 1 ? `, attempt ${String(r['attempt'])}` : ''})`) + '\n');
+    case 'step_started': {
+      const label = `step ${Number(r['step_index']) + 1}/${total} ${String(r['step'])}`;
+      process.stderr.write(c.errDim(`▶ ${label} (${String(r['type'])}${Number(r['attempt']) > 1 ? `, attempt ${String(r['attempt'])}` : ''})`) + '\n');
+      const at = typeof r.time === 'string' ? Date.parse(r.time) : NaN;
+      if (r['type'] !== 'human') progress.stepStarted(label, Number.isFinite(at) ? at : Date.now());
       return;
+    }
     case 'step_finished': {
+      progress.stepEnded();
       const ok = r['status'] === 'completed';
       const mark = ok ? c.green('✓') : c.red('✗');
       const took = duration(Number(r['duration_ms']));
