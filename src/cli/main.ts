@@ -9,6 +9,7 @@ import { registerDaemonCommands } from './daemon-cmd.js';
 import { registerDashboardCommand } from './dashboard-cmd.js';
 import { registerDoctorCommand } from './doctor-cmd.js';
 import { registerPsCommand } from './ps-cmd.js';
+import { registerEventsCommand } from './events-cmd.js';
 import { EXIT, c } from './output.js';
 import { registerTaskCommands } from './task-cmd.js';
 import { registerTemplateCommands } from './template-cmd.js';
@@ -38,6 +39,7 @@ export function buildCli(argv: string[]): Argv {
   cli = registerPsCommand(cli);
   cli = registerDoctorCommand(cli);
   cli = registerDashboardCommand(cli);
+  cli = registerEventsCommand(cli);
   return cli;
 }
 

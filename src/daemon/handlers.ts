@@ -15,6 +15,7 @@ import { VERSION } from '../version.js';
 import type { Connection, Handlers } from './rpc-server.js';
 import { runningTasks } from './running-tasks.js';
 import { clearQuarantine } from '../engine/quarantine.js';
+import { listEvents, subscribeEvents } from './event-stream.js';
 
 export interface DaemonInfo {
   home: string;
@@ -153,21 +154,14 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
       return { ...(await engine.doctor(repair ?? false)), recovery_at_start: info.recovery ?? null, ...(cleared ? { quarantine_cleared: cleared } : {}) };
     },
     'events.subscribe': async (p, conn) => {
-      const { task_id } = p as ParamsOf<'events.subscribe'>;
-      if (task_id !== undefined) assertTaskId(task_id);
-      const onTask = (t: TaskRecord) => {
-        if (task_id === undefined || t.id === task_id) conn.notify(NOTIFY.TASK, { task: summarize(t) });
-      };
-      const onLog = (id: string, record: LogRecord) => {
-        if (task_id !== undefined && id === task_id) conn.notify(NOTIFY.LOG, { id, record });
-      };
-      engine.on('task', onTask);
-      engine.on('log', onLog);
-      conn.onClose(() => {
-        engine.off('task', onTask);
-        engine.off('log', onLog);
-      });
-      return { subscribed: true, task_id: task_id ?? null };
+      const q = p as ParamsOf<'events.subscribe'>;
+      if (q.task_id !== undefined) assertTaskId(q.task_id);
+      return { subscribed: true, ...subscribeEvents(engine.events, q, conn) };
+    },
+    'events.list': async (p) => {
+      const q = p as ParamsOf<'events.list'>;
+      if (q.task_id !== undefined) assertTaskId(q.task_id);
+      return listEvents(engine.events, q);
     },
   };
 }

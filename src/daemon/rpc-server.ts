@@ -13,6 +13,12 @@ export interface Connection {
   notify(method: string, params: unknown): void;
   /** Registers cleanup to run when the connection closes. */
   onClose(fn: () => void): void;
+  /** Bytes written but not yet taken by the client (a slow reader lets this grow). */
+  bufferedBytes(): number;
+  /** Resolves once the write buffer has drained (or the connection closed). */
+  drained(): Promise<void>;
+  /** Ends the connection after what is already written. */
+  end(): void;
 }
 
 export type Handler = (params: never, conn: Connection) => Promise<unknown>;
@@ -64,6 +70,21 @@ export class RpcServer {
       onClose: (fn) => {
         if (closed) fn();
         else cleanups.push(fn);
+      },
+      bufferedBytes: () => socket.writableLength,
+      drained: () =>
+        new Promise<void>((resolve) => {
+          if (closed || socket.writableLength === 0) return resolve();
+          const done = () => {
+            socket.off('drain', done);
+            socket.off('close', done);
+            resolve();
+          };
+          socket.on('drain', done);
+          socket.on('close', done);
+        }),
+      end: () => {
+        if (!closed) socket.end();
       },
     };
     const write = (msg: unknown) => {

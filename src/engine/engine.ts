@@ -15,6 +15,9 @@ import { checkLabels } from './labels.js';
 import { runDoctor, type DoctorReport } from './doctor.js';
 import { FsStore } from '../store/fs-store.js';
 import type { Store, StoreIndex, TaskFilter } from '../store/store.js';
+import { cursorOf, type Cursor, type StepStart } from '../events/event.js';
+import { EventJournal } from '../events/journal.js';
+import { repairEvents } from '../events/repair.js';
 import type { LogRecord } from '../store/task-log.js';
 import type { IndexScan } from '../store/task-index.js';
 import { idSortKey } from '../store/task-store.js';
@@ -83,11 +86,15 @@ export class Engine extends EventEmitter {
   private sweeping: Promise<void> | undefined;
   readonly index: StoreIndex;
   readonly dependencies: Dependencies;
+  /** Durable events (DESIGN §10): every task and step change, announced once on disk. */
+  readonly events: EventJournal;
 
   private constructor(store: Store, config: Config, templates: TemplateRegistry, logger: Logger | undefined) {
     super();
     this.setMaxListeners(0);
     this.store = store;
+    const warn = (msg: string, err: unknown) => logger?.warn({ err: errorData(err) }, msg);
+    this.events = new EventJournal(store.openEvents({ onError: (err) => warn('events log', err) }), warn);
     this.config = config;
     this.templates = templates;
     this.log = logger;
@@ -132,6 +139,10 @@ export class Engine extends EventEmitter {
     if (this.state !== 'created') throw new AtlasError('not_allowed', `the engine is ${this.state}`);
     this.state = 'running';
     const scan = await this.index.load();
+    // Events cut off by a crash are derived again from the checkpoints before recovery moves anything.
+    await this.events.store.open();
+    const repaired = await repairEvents(this.events.store, this.index.list({}), async (ws, id) => (await this.store.tasks.readTaskAt(ws, id)).task);
+    if (repaired.appended > 0) this.log?.info({ events_repair: repaired }, `recorded ${repaired.appended} event(s) a crash had cut off`);
     const report = await this.recover(scan);
     // In-place edits of task.json behind our back (no directory change to notice) are picked
     // up here, every minute; the snapshot is refreshed too, so a start after a crash has
@@ -194,6 +205,7 @@ export class Engine extends EventEmitter {
       ...(labels ? { labels } : {}),
     };
     await this.store.tasks.createTask(task, environment ? { environment } : {});
+    this.events.record(task, { t: 0, r: 0 });
     this.logCommitted(task.workspace, task.id, { event: 'task_created', task });
     this.emitTask(task);
     this.enqueue(task);
@@ -350,6 +362,7 @@ export class Engine extends EventEmitter {
     if (this.active.has(id)) throw new AtlasError('not_allowed', `task ${id} is running; cancel it first`);
     this.store.closeLog(task.workspace, id);
     await this.store.tasks.deleteTask(id);
+    this.events.deleted(task);
     this.index.remove(id, task.workspace);
     this.emit('deleted', id);
     this.dependencies.settled(id);
@@ -419,6 +432,7 @@ export class Engine extends EventEmitter {
     await this.dependencies.idle();
     await this.sweeping;
     await this.index.save().catch((err: unknown) => this.log?.warn({ err: errorData(err) }, 'could not save the task index snapshot'));
+    await this.events.store.close().catch(() => undefined);
     await this.store.close();
     this.state = 'stopped';
   }
@@ -480,10 +494,13 @@ export class Engine extends EventEmitter {
   /** Updates a task under its lock, then logs the status changes it made and announces it. */
   private async updateAndLog(id: string, mutate: (t: TaskRecord) => void): Promise<TaskRecord> {
     let since = 0;
+    let cursor: Cursor = { t: 0, r: 0 };
     const t = await this.store.tasks.updateTask(id, (task) => {
       since = task.transitions.length;
+      cursor = cursorOf(task);
       mutate(task);
     });
+    this.events.record(t, cursor);
     this.logTransitions(t, since);
     this.emitTask(t);
     return t;
@@ -549,6 +566,8 @@ export class Engine extends EventEmitter {
       if (!MOVING.has(task.status) || (task.status === 'pending' && task.waiting_on?.length)) return;
       ran = true;
       const environment = await this.taskEnvironment(task);
+      let cursor = cursorOf(task);
+      let started: StepStart[] = [];
       await runTask(task, {
         store: this.store,
         config: this.config,
@@ -556,8 +575,15 @@ export class Engine extends EventEmitter {
         signal: controller.signal,
         stopReason: () => active.reason,
         hooks: {
-          onCheckpoint: (t) => this.emitTask(t),
-          onLog: (t, record) => this.emit('log', t.id, record),
+          onCheckpoint: (t) => {
+            cursor = this.events.record(t, cursor, started);
+            started = [];
+            this.emitTask(t);
+          },
+          onLog: (t, record) => {
+            if (record['event'] === 'step_started') started.push({ step_index: record['step_index'] as number, attempt: record['attempt'] as number, at: new Date().toISOString() });
+            this.emit('log', t.id, record);
+          },
           draining: () => this.state !== 'running',
         },
       });
@@ -640,7 +666,8 @@ export class Engine extends EventEmitter {
         index: this.index,
         killGraceMs: this.config.kill_grace_ms,
         log: this.log,
-        settled: (t, since) => {
+        settled: (t, since, sinceResults) => {
+          this.events.record(t, { t: since, r: sinceResults });
           this.logTransitions(t, since);
           this.emitTask(t);
         },

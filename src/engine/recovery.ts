@@ -35,8 +35,8 @@ export interface RecoveryContext {
   index: StoreIndex;
   killGraceMs: number;
   log: Logger | undefined;
-  /** Called after recovery changed a task itself (paused it): `since` is the first new transition. */
-  settled(task: TaskRecord, since: number): void;
+  /** Called after recovery changed a task itself (paused it): `since` / `sinceResults` are the first new transition / step result. */
+  settled(task: TaskRecord, since: number, sinceResults: number): void;
 }
 
 export interface RecoveryResult {
@@ -102,8 +102,10 @@ export async function recoverTasks(ctx: RecoveryContext, scan: IndexScan): Promi
 /** on_interrupt: pause: the cut-off attempt is recorded and the task waits for `atlas resume`. */
 async function pause(ctx: RecoveryContext, id: string): Promise<void> {
   let since = 0;
+  let sinceResults = 0;
   const t = await ctx.store.tasks.updateTask(id, (t) => {
     since = t.transitions.length;
+    sinceResults = t.step_results.length;
     const s = t.steps[t.current_step]!;
     t.step_results.push({
       step_index: t.current_step,
@@ -125,7 +127,7 @@ async function pause(ctx: RecoveryContext, id: string): Promise<void> {
     s.process = null;
     transition(t, 'interrupted', `step ${s.name} was interrupted and has on_interrupt: pause; resume it when it is safe`);
   });
-  ctx.settled(t, since);
+  ctx.settled(t, since, sinceResults);
 }
 
 /** Reads a task for recovery; an unreadable checkpoint is restored from task.json.bak, rebuilt from task.log, or quarantined. */

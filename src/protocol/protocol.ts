@@ -105,7 +105,17 @@ export const PARAMS = {
   'template.list': z.object({}).strict(),
   'template.get': z.object({ name }).strict(),
   'template.validate': z.object({ file: z.string().min(1).max(4096).optional(), text: z.string().max(1024 * 1024).optional(), name: z.string().max(4096).optional() }).strict(),
-  'events.subscribe': z.object({ task_id: id.optional() }).strict(),
+  'events.subscribe': z
+    .object({ since: z.number().int().min(0).optional(), types: z.array(z.string().min(1).max(100)).max(50).optional(), task_id: id.optional() })
+    .strict(),
+  'events.list': z
+    .object({
+      since: z.number().int().min(0).optional(),
+      types: z.array(z.string().min(1).max(100)).max(50).optional(),
+      task_id: id.optional(),
+      limit: z.number().int().min(1).max(10_000).optional(),
+    })
+    .strict(),
   'doctor.run': z.object({ repair: z.boolean().optional(), clear_quarantine: z.boolean().optional() }).strict(),
   'http.login': z.object({ listen: z.string().min(1).max(300).optional() }).strict(),
 } as const;
@@ -148,4 +158,8 @@ export const NOTIFY = {
   LOG: 'task.log',
   TASK: 'task.updated',
   END: 'stream.end',
+  /** events.subscribe: one durable event. */
+  EVENT: 'events.event',
+  /** events.subscribe: the stream is cut off (a slow reader); params {code, message, last_seq}. */
+  EVENT_ERROR: 'events.error',
 } as const;

@@ -5,6 +5,7 @@ import fsp from 'node:fs/promises';
 import { storageError } from '../errors.js';
 import { ArtifactDir } from './artifacts.js';
 import { DIR_MODE, ensureDir } from './atomic.js';
+import { FsEventLog, type EventStore, type EventStoreOptions } from '../events/event-log.js';
 import { HomePaths } from './paths.js';
 import { repairTask, type RepairResult } from './repair.js';
 import type { Store, Warn } from './store.js';
@@ -47,6 +48,10 @@ export class FsStore implements Store {
 
   openIndex(): TaskIndex {
     return new TaskIndex(this.paths);
+  }
+
+  openEvents(options: EventStoreOptions = {}): EventStore {
+    return new FsEventLog(this.paths.eventsDir, options);
   }
 
   repairTask(ws: string, id: string): Promise<RepairResult> {

@@ -26,6 +26,7 @@ export class HomePaths {
   get worktreesDir(): string { return path.join(this.root, 'worktrees'); }
   get workspacesDir(): string { return path.join(this.root, 'workspaces'); }
   get quarantineDir(): string { return path.join(this.root, 'quarantine'); }
+  get eventsDir(): string { return path.join(this.root, 'events'); }
 
   worktree(ws: string): string { return path.join(this.worktreesDir, assertName('workspace', ws)); }
   workspaceDir(ws: string): string { return path.join(this.workspacesDir, assertName('workspace', ws)); }

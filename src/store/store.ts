@@ -15,6 +15,7 @@
 //   - ids are unique across the whole store.
 // New kinds of record (events, labels, schedules) are added as new members here, each with
 // its own conformance file.
+import type { EventStore, EventStoreOptions } from '../events/event-log.js';
 import type { HomePaths } from './paths.js';
 import type { TaskRecord, TaskStatus, TaskSummary, WorkspaceRecord } from './records.js';
 import type { RepairResult } from './repair.js';
@@ -147,6 +148,9 @@ export interface Store {
   artifacts(workspace: string, id: string): StoreArtifacts;
   /** The task index; one per engine. */
   openIndex(): StoreIndex;
+  /** The events log (src/events/event-log.ts has the contract); one per engine. A backend
+   *  with transactions may write a checkpoint's events in the checkpoint's own transaction. */
+  openEvents(options?: EventStoreOptions): EventStore;
   /** Appends one log record; it is in the store (not yet durable) when the call returns. */
   appendLog(workspace: string, id: string, record: LogRecord): void;
   /** Makes every record appended so far durable. */
