@@ -17,7 +17,16 @@ export interface StreamLimits {
   maxQueued: number;
 }
 
-export const DEFAULT_STREAM_LIMITS: StreamLimits = { maxBufferedBytes: 8 * 1024 * 1024, maxQueued: 20_000 };
+const envInt = (name: string, fallback: number) => {
+  const v = Number(process.env[name]);
+  return Number.isInteger(v) && v > 0 ? v : fallback;
+};
+
+/** ATLAS_EVENTS_MAX_BUFFERED / ATLAS_EVENTS_MAX_QUEUED override them (tests use small ones). */
+export const DEFAULT_STREAM_LIMITS: StreamLimits = {
+  maxBufferedBytes: envInt('ATLAS_EVENTS_MAX_BUFFERED', 8 * 1024 * 1024),
+  maxQueued: envInt('ATLAS_EVENTS_MAX_QUEUED', 20_000),
+};
 
 const REPLAY_CHUNK = 5000;
 
