@@ -51,7 +51,7 @@ export function subscribeEvents(
       message: `${why}; the stream was cut off after seq ${last}: subscribe again with since ${last}`,
       last_seq: last,
     });
-    conn.end();
+    conn.end?.();
   };
   const send = (e: AtlasEvent): void => {
     if (dead || e.seq <= last) return;
@@ -66,7 +66,7 @@ export function subscribeEvents(
       return;
     }
     for (const e of batch) send(e);
-    if (conn.bufferedBytes() > limits.maxBufferedBytes) cut(`the reader fell ${conn.bufferedBytes()} bytes behind`);
+    if ((conn.bufferedBytes?.() ?? 0) > limits.maxBufferedBytes) cut(`the reader fell ${(conn.bufferedBytes?.() ?? 0)} bytes behind`);
   };
   journal.on('event', onEvent);
   conn.onClose(() => {
@@ -83,7 +83,7 @@ export function subscribeEvents(
           const chunk = await journal.store.read(last, REPLAY_CHUNK);
           if (chunk.length === 0) break;
           for (const e of chunk) send(e);
-          if (conn.bufferedBytes() > limits.maxBufferedBytes / 2) await conn.drained();
+          if ((conn.bufferedBytes?.() ?? 0) > limits.maxBufferedBytes / 2) await conn.drained?.();
         }
         const held = queue ?? [];
         queue = undefined;
@@ -93,7 +93,7 @@ export function subscribeEvents(
           dead = true;
           journal.off('event', onEvent);
           conn.notify(NOTIFY.EVENT_ERROR, { code: 'storage', message: `could not read the events log: ${(err as Error).message}`, last_seq: last });
-          conn.end();
+          conn.end?.();
         }
       }
     })();

@@ -13,12 +13,12 @@ export interface Connection {
   notify(method: string, params: unknown): void;
   /** Registers cleanup to run when the connection closes. */
   onClose(fn: () => void): void;
-  /** Bytes written but not yet taken by the client (a slow reader lets this grow). */
-  bufferedBytes(): number;
+  /** Bytes written but not yet taken by the client (a slow reader lets this grow); 0 where unknown. */
+  bufferedBytes?(): number;
   /** Resolves once the write buffer has drained (or the connection closed). */
-  drained(): Promise<void>;
+  drained?(): Promise<void>;
   /** Ends the connection after what is already written. */
-  end(): void;
+  end?(): void;
 }
 
 export type Handler = (params: never, conn: Connection) => Promise<unknown>;

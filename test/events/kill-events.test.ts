@@ -39,7 +39,7 @@ async function keepBusy(sb: Sandbox, tasks: Map<string, string>): Promise<void> 
   }
 }
 
-test('events under 21 kill -9s: every finished step has its step.finished once, seqs without gaps, --since replays exactly', { timeout: 180_000 }, async () => {
+test('events under 21 kill -9s: every finished step has its step.finished once, seqs without gaps, --since replays exactly', { timeout: 300_000 }, async () => {
   await withSandbox({ workspaces: ['w1', 'w2', 'w3'] }, async (sb) => {
     writeLineTemplate(sb, 'ev', 8, { sleepSeconds: 0.01 });
     const tasks = new Map<string, string>();
