@@ -32,3 +32,7 @@ await build({
   logLevel: 'warning',
 });
 for (const f of ['index.html', 'app.css', 'favicon.svg']) fs.copyFileSync(`web/${f}`, `dist/web/${f}`);
+// The PostgreSQL store's SQL migrations ship beside the bundle (dist/migrations), where
+// src/store/pg/migrate.ts looks for them from both dist/daemon.mjs and dist/src.
+fs.rmSync('dist/migrations', { recursive: true, force: true });
+fs.cpSync('src/store/pg/migrations', 'dist/migrations', { recursive: true });

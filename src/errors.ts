@@ -12,6 +12,8 @@ export type ErrorCode =
   | 'already_exists'
   | 'conflict'
   | 'locked'
+  /** A shared-store write for a task whose lease this daemon no longer holds (another daemon took it). */
+  | 'lease_lost'
   | 'invalid_transition'
   | 'not_allowed'
   | 'corrupt'

@@ -74,6 +74,7 @@ export function exitCodeFor(err: unknown): number {
     case 'invalid_transition':
     case 'conflict':
     case 'locked':
+    case 'lease_lost':
       return EXIT.NOT_ALLOWED;
     case 'invalid_name':
     case 'invalid_input':

@@ -21,6 +21,10 @@ const configSchema = z
       .optional(),
     log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
     http: z.object({ listen: z.string().min(1).max(300), allow_remote: z.boolean().optional() }).strict().optional(),
+    store: z.string().regex(/^(fs|postgres(ql)?:\/\/.+)$/, "expected 'fs' or a postgres://user@host/db URL").optional(),
+    store_schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'expected a lower-case SQL name such as atlas').optional(),
+    lease_ttl: durationSchema.optional(),
+    workspaces: z.array(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'expected workspace names')).optional(),
   })
   .strict();
 
@@ -42,6 +46,13 @@ export interface Config {
   log_level: string;
   /** The HTTP listener (DESIGN §11); null when off (the default). */
   http: HttpConfig | null;
+  /** A postgres:// URL (from `store:` or ATLAS_STORE_URL), or null for the filesystem store. */
+  store_url: string | null;
+  store_schema: string;
+  /** How long a daemon's lease on a task lasts without a heartbeat (PostgreSQL store). */
+  lease_ttl_ms: number;
+  /** Workspaces made elsewhere that this daemon may run (name -> its local path, or null for the recorded one). */
+  workspaces: Record<string, string | null>;
 }
 
 export interface HttpConfig {
@@ -59,6 +70,10 @@ export const DEFAULT_CONFIG: Config = {
   kill_grace_ms: 5000,
   log_level: 'info',
   http: null,
+  store_url: null,
+  store_schema: 'atlas',
+  lease_ttl_ms: 15_000,
+  workspaces: {},
 };
 
 export function retryPolicy(spec: { max: number; backoff?: string | number | undefined; max_backoff?: string | number | undefined } | undefined, fallback: RetryPolicy): RetryPolicy {
@@ -107,6 +122,10 @@ export function parseConfig(text: string, file: string): Config {
     kill_grace_ms: d?.kill_grace !== undefined ? (parseDuration(d.kill_grace) ?? DEFAULT_CONFIG.kill_grace_ms) : DEFAULT_CONFIG.kill_grace_ms,
     log_level: c.log_level ?? DEFAULT_CONFIG.log_level,
     http: c.http ? httpConfig(c.http.listen, c.http.allow_remote ?? false, `${file}: http.listen`) : null,
+    store_url: c.store !== undefined && c.store !== 'fs' ? c.store : null,
+    store_schema: c.store_schema ?? DEFAULT_CONFIG.store_schema,
+    lease_ttl_ms: c.lease_ttl !== undefined ? (parseDuration(c.lease_ttl) ?? DEFAULT_CONFIG.lease_ttl_ms) : DEFAULT_CONFIG.lease_ttl_ms,
+    workspaces: Object.fromEntries((c.workspaces ?? []).map((n) => [n, null])),
   };
 }
 

@@ -13,7 +13,8 @@ import { SCHEMA_VERSION, TERMINAL_STATUSES, type StepState, type TaskRecord, typ
 import { checkDependencies, Dependencies } from './dependencies.js';
 import { checkLabels } from './labels.js';
 import { runDoctor, type DoctorReport } from './doctor.js';
-import { FsStore } from '../store/fs-store.js';
+import { openStore } from '../store/open-store.js';
+import { HomePaths } from '../store/paths.js';
 import type { Store, StoreIndex, TaskFilter } from '../store/store.js';
 import { cursorOf, type Cursor, type StepStart } from '../events/event.js';
 import { EventJournal } from '../events/journal.js';
@@ -25,6 +26,8 @@ import { cleanEnvironment } from '../store/task-env.js';
 import { BUILTIN_DIR, TemplateRegistry, loadTemplateFile } from '../templates/loader.js';
 import type { Template } from '../templates/schema.js';
 import { checkDurationInputs, newStepState, resolveInputs } from './new-task.js';
+import { PgStore } from '../store/pg/pg-store.js';
+import { Cluster } from './cluster.js';
 import { killLeftover, recoverTasks, type RecoveryReport } from './recovery.js';
 import { runTask, type StopReason } from './runner.js';
 import { Scheduler, type QueueEntry } from './scheduler.js';
@@ -88,6 +91,8 @@ export class Engine extends EventEmitter {
   readonly dependencies: Dependencies;
   /** Durable events (DESIGN §10): every task and step change, announced once on disk. */
   readonly events: EventJournal;
+  /** With a shared (PostgreSQL) store: claiming, leases and takeover among daemons. */
+  cluster: Cluster | undefined;
 
   private constructor(store: Store, config: Config, templates: TemplateRegistry, logger: Logger | undefined) {
     super();
@@ -110,9 +115,10 @@ export class Engine extends EventEmitter {
 
   static async open(options: EngineOptions): Promise<Engine> {
     const logger = options.logger;
-    const store = new FsStore(options.home, { warn: (msg, details) => logger?.warn(details ?? {}, msg) });
+    const paths = new HomePaths(options.home);
+    const config = options.config ?? (await loadConfig(paths.config));
+    const store = openStore(paths, config, { warn: (msg, details) => logger?.warn(details ?? {}, msg) });
     await store.init();
-    const config = options.config ?? (await loadConfig(store.paths.config));
     const templates = new TemplateRegistry(store.paths.templatesDir, options.builtinTemplatesDir ?? BUILTIN_DIR);
     return new Engine(store, config, templates, logger);
   }
@@ -143,7 +149,7 @@ export class Engine extends EventEmitter {
     await this.events.store.open();
     const repaired = await repairEvents(this.events.store, this.index.list({}), async (ws, id) => (await this.store.tasks.readTaskAt(ws, id)).task);
     if (repaired.appended > 0) this.log?.info({ events_repair: repaired }, `recorded ${repaired.appended} event(s) a crash had cut off`);
-    const report = await this.recover(scan);
+    const report = this.store instanceof PgStore ? await this.joinCluster(this.store, scan.tasks) : await this.recover(scan);
     // In-place edits of task.json behind our back (no directory change to notice) are picked
     // up here, every minute; the snapshot is refreshed too, so a start after a crash has
     // little to read.
@@ -419,6 +425,7 @@ export class Engine extends EventEmitter {
     }
     this.state = 'draining';
     this.scheduler.pause();
+    this.cluster?.pauseClaims();
     if (this.revalidateTimer) clearInterval(this.revalidateTimer);
     for (const r of this.retries.values()) if (r.timer) clearTimeout(r.timer);
     this.retries.clear();
@@ -431,6 +438,7 @@ export class Engine extends EventEmitter {
     await all;
     await this.dependencies.idle();
     await this.sweeping;
+    await this.cluster?.stop();
     await this.index.save().catch((err: unknown) => this.log?.warn({ err: errorData(err) }, 'could not save the task index snapshot'));
     await this.events.store.close().catch(() => undefined);
     await this.store.close();
@@ -543,6 +551,8 @@ export class Engine extends EventEmitter {
       this.dependencies.watch(task);
       return;
     }
+    // Shared store: tasks are claimed from the database (by whichever daemon can run them).
+    if (this.cluster) return this.cluster.nudge();
     this.scheduler.enqueue({ id: task.id, workspace: task.workspace, priority: task.priority, order: `${task.created_at}|${idSortKey(task.id)}` });
   }
 
@@ -593,6 +603,7 @@ export class Engine extends EventEmitter {
       this.active.delete(entry.id);
       await this.store.tasks.releaseLease(entry.id).catch(() => undefined);
       finish();
+      this.cluster?.nudge();
     }
     // Nothing below may throw: this is the path that keeps a failed run from being a stuck one.
     if (failure === undefined) {
@@ -680,6 +691,34 @@ export class Engine extends EventEmitter {
     // home does not delay the start.
     this.sweeping = this.sweepIdle(this.index.list({}).filter((t) => !candidates.has(t.id)));
     return report;
+  }
+
+  /** Joins the daemons of a shared store: takes this daemon's lock, cleans up after a crash, starts claiming. */
+  private async joinCluster(store: PgStore, seen: number): Promise<RecoveryReport> {
+    const started = performance.now();
+    const cluster = new Cluster({
+      store,
+      config: this.config,
+      log: this.log,
+      hooks: {
+        freeSlots: () => this.config.max_concurrent_tasks - this.active.size - this.scheduler.pending,
+        run: (c) => this.scheduler.enqueue({ id: c.id, workspace: c.workspace, priority: c.priority, order: `${c.created_at}|${idSortKey(c.id)}` }),
+        leaseLost: (id) => this.stopLost(id),
+        running: () => [...this.active.keys()],
+      },
+    });
+    store.db.onLeaseLost((l) => this.stopLost(l.id));
+    this.cluster = cluster;
+    const { killed_groups } = await cluster.start();
+    return { tasks_seen: seen, requeued: [], rerun: [], paused: [], killed_groups, swept_temp_files: 0, unreadable: [], repaired: [], duration_ms: Math.round(performance.now() - started) };
+  }
+
+  /** Another daemon holds the task now: its step's tree is killed and nothing more is written. */
+  private stopLost(id: string): void {
+    const a = this.active.get(id);
+    if (!a) return;
+    a.reason = 'lease_lost';
+    a.controller.abort();
   }
 
   private async sweepIdle(tasks: Array<{ id: string; workspace: string }>): Promise<void> {

@@ -27,7 +27,8 @@ import { parseDuration, type StepSpec } from '../templates/schema.js';
 import { inputEnvName, interpolate, lastRejectReason } from './interpolate.js';
 import { transition } from './transitions.js';
 
-export type StopReason = 'cancel' | 'shutdown';
+/** cancel: the user's; shutdown: the daemon drains; lease_lost: another daemon took the task (write nothing). */
+export type StopReason = 'cancel' | 'shutdown' | 'lease_lost';
 
 export interface RunnerHooks {
   /** Called after every checkpoint with the task as written. */
@@ -143,7 +144,7 @@ async function runStep(task: TaskRecord, index: number, step: StepState, rc: Run
     if (outName) artifacts.push(outName);
     outcome = { ...outcome, artifacts };
 
-    if (outcome.status === 'canceled' && rc.stopReason() === 'shutdown') return 'stopped';
+    if (outcome.status === 'canceled' && (rc.stopReason() === 'shutdown' || rc.stopReason() === 'lease_lost')) return 'stopped';
     const completedAt = new Date().toISOString();
     const result = resultOf(step, index, outcome, startedAt, completedAt, output);
     task.step_results.push(result);

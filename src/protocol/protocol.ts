@@ -31,6 +31,7 @@ export function rpcCodeFor(code: ErrorCode): number {
     case 'conflict':
     case 'already_exists':
     case 'locked':
+    case 'lease_lost':
       return RPC.CONFLICT;
     case 'invalid_name':
     case 'invalid_input':

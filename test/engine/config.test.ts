@@ -18,6 +18,7 @@ test('config: a missing file means all defaults; values are read and defaulted',
       'config.yaml',
     );
     assert.deepEqual(c, {
+      ...DEFAULT_CONFIG,
       max_concurrent_tasks: 2,
       ai_command: 'claude -p',
       step_timeout_ms: 90_000,
@@ -30,6 +31,17 @@ test('config: a missing file means all defaults; values are read and defaulted',
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
+});
+
+test('config: the shared store settings (store, store_schema, lease_ttl, workspaces)', () => {
+  const c = parseConfig(['store: postgres://atlas@db.example/atlas', 'store_schema: team_a', 'lease_ttl: 5s', 'workspaces: [api, web]'].join('\n'), 'config.yaml');
+  assert.equal(c.store_url, 'postgres://atlas@db.example/atlas');
+  assert.equal(c.store_schema, 'team_a');
+  assert.equal(c.lease_ttl_ms, 5000);
+  assert.deepEqual(Object.keys(c.workspaces), ['api', 'web']);
+  assert.equal(parseConfig('store: fs', 'config.yaml').store_url, null);
+  assert.throws(() => parseConfig('store: mysql://x', 'config.yaml'), /store: expected 'fs' or a postgres/);
+  assert.throws(() => parseConfig('store_schema: "Bad-Name"', 'config.yaml'), /store_schema/);
 });
 
 test('config: unknown keys and bad values are refused with the key name', () => {

@@ -121,10 +121,10 @@ export function runConformance(name: string, factory: BackendFactory, options: {
         s.tasks.updateTask(t.id, (x) => {
           x.inputs['n'] = String(Number(x.inputs['n']) + 1);
         });
-      await Promise.all(Array.from({ length: 20 }, (_, i) => bump(i % 2 ? store : other)));
+      await Promise.all(Array.from({ length: 8 }, (_, i) => bump(i % 2 ? store : other)));
       const end = await store.tasks.getTask(t.id);
-      assert.equal(end.inputs['n'], '20');
-      assert.equal(end.revision, 21);
+      assert.equal(end.inputs['n'], '8');
+      assert.equal(end.revision, 9);
       // Two stores creating the same id at once: exactly one wins.
       const id = await store.tasks.newTaskId(new Date('2026-11-22T00:00:00Z'));
       const results = await Promise.allSettled([store.tasks.createTask(makeTask(id, 'alpha')), other.tasks.createTask(makeTask(id, 'alpha'))]);

@@ -1,0 +1,195 @@
+// The PostgreSQL store (DESIGN §9): tasks, step results, logs, artifacts and workspaces in
+// one database schema shared by several daemons. The home keeps only config, socket, lock,
+// the daemon's own log, its id and local worktrees.
+//
+// Logs: `appendLog` is synchronous (the runner streams output through it), so records are
+// buffered per task and written by the next checkpoint of that task (in the same statement:
+// a step's result and its log records commit together), by `syncLog`, or by a short timer so
+// that followers on other daemons see output live. A task's writes go out in order.
+import type pg from 'pg';
+import { FsEventLog, type EventStore, type EventStoreOptions } from '../../events/event-log.js';
+import { AtlasError } from '../../errors.js';
+import type { HomePaths } from '../paths.js';
+import type { RepairResult } from '../repair.js';
+import type { LogRecord, ReadLogResult, Store, StoreArtifacts, Warn } from '../store.js';
+import { parseRecord } from '../task-log.js';
+import { decodeTask } from '../task-codec.js';
+import { poolFor, pgError, type PgTarget } from './connect.js';
+import { Db } from './db.js';
+import { migrate, type MigrateResult } from './migrate.js';
+import { PgArtifacts } from './pg-artifacts.js';
+import { PgIndex } from './pg-index.js';
+import { PgTasks } from './pg-tasks.js';
+import { PgWorkspaces } from './pg-workspaces.js';
+
+export interface PgStoreOptions {
+  target: PgTarget;
+  paths: HomePaths;
+  daemonId: string;
+  /** Lease time to live (ms). */
+  ttlMs?: number;
+  warn?: Warn;
+  /** How often buffered log records are written when nothing else writes them (ms). */
+  logFlushMs?: number;
+  poolSize?: number;
+}
+
+export class PgStore implements Store {
+  readonly kind = 'postgres' as const;
+  readonly paths: HomePaths;
+  readonly db: Db;
+  readonly tasks: PgTasks;
+  readonly workspaces: PgWorkspaces;
+  readonly target: PgTarget;
+  migration: MigrateResult | undefined;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private readonly logFlushMs: number;
+  private closed = false;
+
+  constructor(options: PgStoreOptions) {
+    this.paths = options.paths;
+    this.target = options.target;
+    const pool = poolFor(options.target, { max: options.poolSize ?? 8, application: `atlas ${options.daemonId}` });
+    this.db = new Db(pool, options.target, options.daemonId, options.ttlMs ?? 15_000);
+    this.tasks = new PgTasks(this.db, options.warn ?? (() => undefined));
+    this.workspaces = new PgWorkspaces(this.db);
+    this.logFlushMs = options.logFlushMs ?? 100;
+  }
+
+  get pool(): pg.Pool {
+    return this.db.pool;
+  }
+
+  /** Connects (failing within seconds, naming the server) and applies pending migrations. */
+  async init(): Promise<void> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.db.pool.connect();
+    } catch (err) {
+      throw pgError('connect', this.target, err);
+    }
+    try {
+      this.migration = await migrate(client, this.target.schema);
+    } catch (err) {
+      throw err instanceof AtlasError ? err : pgError('apply migrations', this.target, err);
+    } finally {
+      client.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    await this.flushAll().catch(() => undefined);
+    await this.tasks.releaseAllLeases();
+    this.closed = true;
+    await this.db.pool.end().catch(() => undefined);
+  }
+
+  artifacts(_workspace: string, id: string): StoreArtifacts {
+    return new PgArtifacts(this.db, id);
+  }
+
+  /** Events stay in the home's events log for now (per daemon), not yet in the database. */
+  openEvents(options: EventStoreOptions = {}): EventStore {
+    return new FsEventLog(this.paths.eventsDir, options);
+  }
+
+  openIndex(): PgIndex {
+    return new PgIndex(this.db);
+  }
+
+  appendLog(_workspace: string, id: string, record: LogRecord): void {
+    const { event, level, time: _time, ...rest } = record;
+    const line = JSON.stringify({ level: level ?? 'info', time: new Date().toISOString(), event, ...rest });
+    const lines = this.db.pendingLogs.get(id);
+    if (lines) lines.push(line);
+    else this.db.pendingLogs.set(id, [line]);
+    this.flushTimer ??= setTimeout(() => {
+      this.flushTimer = undefined;
+      void this.flushAll().catch(() => undefined);
+    }, this.logFlushMs);
+  }
+
+  async syncLog(_workspace: string, id: string): Promise<void> {
+    await this.db.serial(id, () => this.flush(id));
+  }
+
+  closeLog(_workspace: string, _id: string): void {
+    // Nothing is held open per task.
+  }
+
+  private async flushAll(): Promise<void> {
+    await Promise.all([...this.db.pendingLogs.keys()].map((id) => this.db.serial(id, () => this.flush(id)).catch(() => undefined)));
+  }
+
+  /** Writes a task's pending log records, fenced by its lease when this daemon runs it. */
+  private async flush(id: string): Promise<void> {
+    const lines = this.db.takeLogs(id);
+    if (lines.length === 0) return;
+    const fence = this.db.fence(id, 3);
+    let r: pg.QueryResult;
+    try {
+      r = await this.db.query(
+        'append to a task log',
+        `INSERT INTO task_logs (task_id, record)
+         SELECT $1, l.r FROM unnest($2::text[]) WITH ORDINALITY AS l(r, n)
+         WHERE EXISTS (SELECT 1 FROM tasks WHERE id = $1 AND ${fence.sql}) ORDER BY l.n`,
+        [id, lines, ...fence.params],
+      );
+    } catch (err) {
+      this.db.restoreLogs(id, lines);
+      throw err;
+    }
+    if (r.rowCount === 0) {
+      const row = (await this.db.query<{ owner: string | null }>('read a task', 'SELECT owner FROM tasks WHERE id = $1', [id])).rows[0];
+      if (!row) return; // the task was deleted: its log went with it
+      throw this.db.leaseLost(id, row.owner ? `daemon ${row.owner} holds it now` : 'its lease expired');
+    }
+  }
+
+  async readLog(_workspace: string, id: string, filter?: (r: LogRecord) => boolean): Promise<ReadLogResult> {
+    return this.readLogAfter(id, 0, filter);
+  }
+
+  /** Records after log position `after` (a `seq`), each with its position. */
+  async readLogAfter(id: string, after: number, filter?: (r: LogRecord) => boolean): Promise<ReadLogResult & { last: number }> {
+    const r = await this.db.query<{ seq: string; record: string }>('read a task log', 'SELECT seq, record FROM task_logs WHERE task_id = $1 AND seq > $2 ORDER BY seq', [id, after]);
+    const records: LogRecord[] = [];
+    const skipped: number[] = [];
+    let last = after;
+    for (const row of r.rows) {
+      last = Number(row.seq);
+      const rec = parseRecord(row.record);
+      if (!rec) skipped.push(last);
+      else if (!filter || filter(rec)) records.push(rec);
+    }
+    return { records, skipped, last };
+  }
+
+  /** Restores the previous checkpoint of a task whose latest cannot be read, else quarantines it. */
+  async repairTask(workspace: string, id: string): Promise<RepairResult> {
+    const row = (await this.db.query<{ data: string; prev: string | null }>('read a task', 'SELECT data, prev FROM tasks WHERE id = $1', [id])).rows[0];
+    if (!row) return { id, workspace, action: 'none', problem: 'no such task' };
+    try {
+      decodeTask(row.data, id);
+      return { id, workspace, action: 'none', problem: null };
+    } catch (err) {
+      const problem = (err as Error).message;
+      if (row.prev !== null) {
+        try {
+          decodeTask(row.prev, id);
+          await this.db.query('restore a checkpoint', `UPDATE tasks SET data = prev, change_seq = nextval('change_seq') WHERE id = $1`, [id]);
+          return { id, workspace, action: 'restored_backup', problem };
+        } catch {
+          // quarantine below
+        }
+      }
+      await this.db.tx('quarantine a task', async (c) => {
+        await c.query('INSERT INTO quarantine (id, workspace, data, prev) SELECT id, workspace, data, prev FROM tasks WHERE id = $1 ON CONFLICT (id) DO NOTHING', [id]);
+        await c.query('DELETE FROM tasks WHERE id = $1', [id]);
+      });
+      return { id, workspace, action: 'quarantined', problem, quarantined_to: `${this.target.schema}.quarantine` };
+    }
+  }
+}
