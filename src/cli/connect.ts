@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { AtlasClient, startDaemon } from '../client/client.js';
 import { AtlasError } from '../errors.js';
-import type { RpcNotification } from '../protocol/protocol.js';
+import type { Notification } from '../protocol/methods.js';
 import { defaultHome } from '../store/paths.js';
 import { VERSION } from '../version.js';
 import { info, warn } from './output.js';
@@ -20,7 +20,7 @@ export function homeOf(args: GlobalArgs): string {
 export interface ConnectOptions {
   /** Start the daemon if it is not running (default true). */
   autostart?: boolean;
-  onNotify?: (n: RpcNotification) => void;
+  onNotify?: (n: Notification) => void;
   onClose?: () => void;
 }
 
@@ -37,7 +37,7 @@ export async function connect(args: GlobalArgs, options: ConnectOptions = {}): P
     if (!started.alreadyRunning) info(`atlas: started the daemon (pid ${started.pid}) for ${home}`);
     client = await AtlasClient.connect(home, opts);
   }
-  const ping = (await client.call('daemon.ping')) as { version: string };
+  const ping = await client.call('daemon.ping');
   if (ping.version !== VERSION) warn(`the daemon runs atlas ${ping.version} but this CLI is ${VERSION}; restart it with 'atlas daemon stop && atlas daemon start'`);
   return client;
 }

@@ -1,7 +1,5 @@
 // atlas doctor [--repair]: reports every problem in the home, and fixes what is safe.
 import type { Argv } from 'yargs';
-import type { DoctorReport } from '../engine/doctor.js';
-import type { RecoveryReport } from '../engine/engine.js';
 import { withClient, type GlobalArgs } from './connect.js';
 import { EXIT, c, fail, printJson } from './output.js';
 
@@ -16,10 +14,7 @@ export function registerDoctorCommand(cli: Argv): Argv {
     async (a) => {
       const args = a as unknown as GlobalArgs & { repair: boolean; clearQuarantine: boolean };
       try {
-        const r = (await withClient(args, (client) => client.call('doctor.run', { repair: args.repair, ...(args.clearQuarantine ? { clear_quarantine: true } : {}) }))) as DoctorReport & {
-          recovery_at_start: RecoveryReport | null;
-          quarantine_cleared?: { removed: string[] };
-        };
+        const r = await withClient(args, (client) => client.call('doctor.run', { repair: args.repair, ...(args.clearQuarantine ? { clear_quarantine: true } : {}) }));
         if (args.json) printJson(r);
         else {
           if (r.quarantine_cleared) process.stdout.write(`cleared the quarantine: ${r.quarantine_cleared.removed.length} task(s) deleted${r.quarantine_cleared.removed.length ? ` (${r.quarantine_cleared.removed.join(', ')})` : ''}\n`);

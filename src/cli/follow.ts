@@ -3,7 +3,7 @@
 // reconnects and carries on from the records it has already shown.
 import { AtlasClient } from '../client/client.js';
 import { AtlasError } from '../errors.js';
-import { NOTIFY, type RpcNotification } from '../protocol/protocol.js';
+import { NOTIFY, type Notification } from '../protocol/methods.js';
 import type { TaskRecord, TaskSummary } from '../store/records.js';
 import type { LogRecord } from '../store/task-log.js';
 import { connect, withClient, type GlobalArgs } from './connect.js';
@@ -64,36 +64,37 @@ async function followLoop(args: GlobalArgs, id: string, options: FollowOptions, 
         // Live records that arrive before the history has been shown (the response and the
         // first notifications often come in one chunk, and the response resolves a promise
         // whose continuation runs later) wait here, so everything is shown in file order.
-        let backlog: RpcNotification[] | undefined = [];
-        const onNotify = (n: RpcNotification) => {
+        let backlog: Notification[] | undefined = [];
+        const onNotify = (n: Notification) => {
           if (backlog) {
             backlog.push(n);
             return;
           }
-          const p = n.params as { record?: LogRecord; task?: TaskSummary };
-          if (n.method === NOTIFY.LOG && p.record?.['transient'] === true) {
+          if (n.method === NOTIFY.LOG && n.params.record['transient'] === true) {
             // Not in task.log (why a task does not move: a full disk...): shown, never counted.
-            render(p.record, last, options, progress);
-          } else if (n.method === NOTIFY.LOG && p.record) {
+            render(n.params.record, last, options, progress);
+          } else if (n.method === NOTIFY.LOG) {
             index++;
             if (index > seen) {
               seen = index;
-              render(p.record, last, options, progress);
+              render(n.params.record, last, options, progress);
             }
-          } else if (n.method === NOTIFY.TASK && p.task) {
-            last = p.task;
+          } else if (n.method === NOTIFY.TASK) {
+            last = n.params.task;
           } else if (n.method === NOTIFY.END) {
             ended = true;
             client?.close();
             resolve(last ?? ({} as TaskSummary));
           }
         };
-        connect(args, { onNotify, onClose: () => !ended && resolve('lost'), autostart: !first })
+        // Only the first connection may start the daemon: once following, a daemon that goes
+        // away was stopped or crashed, and a follower waits for it to come back, never starts it.
+        connect(args, { onNotify, onClose: () => !ended && resolve('lost'), autostart: first })
           .then(async (cl) => {
             client = cl;
             if (announcedRetry) info(c.errDim('atlas: reconnected to the daemon'));
             announcedRetry = false;
-            const r = (await cl.call('task.logs', { id, follow: true, ...(options.step ? { step: options.step } : {}) })) as { records: LogRecord[]; task: TaskSummary };
+            const r = await cl.call('task.logs', { id, follow: true, ...(options.step ? { step: options.step } : {}) });
             last ??= r.task;
             for (const rec of r.records) {
               index++;

@@ -4,7 +4,6 @@ import path from 'node:path';
 import type { Argv } from 'yargs';
 import type { AtlasClient } from '../client/client.js';
 import { ClientError } from '../client/client.js';
-import type { ArtifactInfo } from '../store/artifacts.js';
 import { TASK_STATUSES, type TaskRecord, type TaskSummary } from '../store/records.js';
 import type { LogRecord } from '../store/task-log.js';
 import { withClient, type GlobalArgs } from './connect.js';
@@ -79,7 +78,7 @@ function action(fn: (args: Args, client: AtlasClient) => Promise<number | void>)
 }
 
 async function closestId(client: AtlasClient, id: string): Promise<string | undefined> {
-  const list = (await client.call('task.list', { limit: 500 }).catch(() => [])) as TaskSummary[];
+  const list = await client.call('task.list', { limit: 500 }).catch(() => []);
   let best: { id: string; d: number } | undefined;
   for (const t of list) {
     const d = editDistance(id, t.id);
@@ -115,7 +114,7 @@ export function registerTaskCommands(cli: Argv): Argv {
         const tpl = String(args['template']);
         const isFile = tpl.includes('/') || /\.ya?ml$/.test(tpl);
         if (isFile && !fs.existsSync(tpl)) throw new ClientError('not_found', `no template file ${tpl}`, 0);
-        const task = (await client.call('task.start', {
+        const task = await client.call('task.start', {
           ...(isFile ? { template_file: path.resolve(tpl) } : { template: tpl }),
           workspace: String(args['workspace']),
           inputs: parseInputs(args['input']),
@@ -123,17 +122,17 @@ export function registerTaskCommands(cli: Argv): Argv {
           ...(args['priority'] !== undefined ? { priority: Number(args['priority']) } : {}),
           env: callerEnvironment(args['env'], Boolean(args['envClear'])),
           ...startExtras(args),
-        })) as TaskRecord;
+        });
         if (args['follow']) {
           if (!args.json) info(`${c.bold(task.id)}: ${task.template} in ${task.workspace}, ${task.steps.length} steps`);
           const final = await follow(args, task.id, { history: true, quiet: Boolean(args.json) });
-          const full = (await client.call('task.get', { id: task.id })) as TaskRecord;
+          const full = await client.call('task.get', { id: task.id });
           if (args.json) printJson(full);
           else info(`${c.bold(task.id)} ${statusColor(full.status)}${full.error ? `: ${full.error}` : ''}`);
           return ended(final.status ? final : full);
         }
         if (args['wait']) {
-          const final = (await client.call('task.wait', { id: task.id })) as TaskRecord;
+          const final = await client.call('task.wait', { id: task.id });
           if (args.json) printJson(final);
           else process.stdout.write(`${final.id} ${statusColor(final.status)}${final.error ? `: ${final.error}` : ''}\n`);
           return ended(final);
@@ -155,12 +154,12 @@ export function registerTaskCommands(cli: Argv): Argv {
           .option('template', { alias: 't', type: 'string' })
           .option('limit', { alias: 'n', type: 'number', default: 50 }),
       action(async (args, client) => {
-        const list = (await client.call('task.list', {
+        const list = await client.call('task.list', {
           ...(args['workspace'] ? { workspace: String(args['workspace']) } : {}),
           ...statusFilter(args['status'], Boolean(args['active'])),
           ...(args['template'] ? { template: String(args['template']) } : {}),
           limit: Number(args['limit']),
-        })) as TaskSummary[];
+        });
         if (args.json) return printJson(list);
         if (list.length === 0) return void process.stdout.write("no tasks; start one with 'atlas start <template> -w <workspace>'\n");
         process.stdout.write(
@@ -176,7 +175,7 @@ export function registerTaskCommands(cli: Argv): Argv {
       'show a task: its steps, attempts and result',
       (y) => y.positional('id', { type: 'string', demandOption: true }),
       action(async (args, client) => {
-        const t = (await client.call('task.get', { id: String(args['id']) })) as TaskRecord;
+        const t = await client.call('task.get', { id: String(args['id']) });
         if (args.json) return printJson(t);
         const lines = [
           `${c.bold(t.id)}  ${statusColor(t.status)}`,
@@ -228,10 +227,19 @@ export function registerTaskCommands(cli: Argv): Argv {
           if (!args.json) info(`${id} ${statusColor(final.status)}`);
           return;
         }
-        const r = (await client.call('task.logs', { id, ...(step ? { step } : {}), ...(args['tail'] !== undefined ? { tail: Number(args['tail']) } : {}) })) as { records: LogRecord[]; skipped_lines: number };
-        if (args.json) return printJson(r.records);
-        for (const rec of r.records) process.stdout.write(formatRecord(rec));
-        if (r.skipped_lines) info(c.errDim(`(${r.skipped_lines} torn or unreadable log lines skipped)`));
+        // A page at a time, so neither the daemon nor this process holds a long log at once.
+        const all: LogRecord[] = [];
+        let skipped = 0;
+        for (let offset = 0; ; ) {
+          const r = await client.call('task.logs', { id, offset, ...(step ? { step } : {}), ...(args['tail'] !== undefined ? { tail: Number(args['tail']) } : {}) });
+          skipped += r.skipped_lines;
+          if (args.json) all.push(...r.records);
+          else for (const rec of r.records) process.stdout.write(formatRecord(rec));
+          if (!r.more) break;
+          offset = r.next_offset;
+        }
+        if (args.json) return printJson(all);
+        if (skipped) info(c.errDim(`(${skipped} torn or unreadable log lines skipped)`));
       }),
     )
     .command(
@@ -241,12 +249,12 @@ export function registerTaskCommands(cli: Argv): Argv {
       action(async (args, client) => {
         const id = String(args['id']);
         if (args['name'] !== undefined) {
-          const a = (await client.call('task.artifact', { id, name: String(args['name']) })) as { name: string; encoding: string; content: string; size: number };
+          const a = await client.call('task.artifact', { id, name: String(args['name']) });
           if (args.json) return printJson(a);
           process.stdout.write(a.encoding === 'base64' ? Buffer.from(a.content, 'base64') : a.content);
           return;
         }
-        const list = (await client.call('task.artifacts', { id })) as ArtifactInfo[];
+        const list = await client.call('task.artifacts', { id });
         if (args.json) return printJson(list);
         if (list.length === 0) return void process.stdout.write('no artifacts yet\n');
         process.stdout.write(table(['NAME', 'SIZE', 'MODIFIED'], list.map((a) => [a.name, `${a.size}`, ago(a.modified_at)])) + '\n');
@@ -264,11 +272,11 @@ export function registerTaskCommands(cli: Argv): Argv {
           .option('reason', { type: 'string', demandOption: true, describe: 'why (kept in the task)' })
           .option('retry-from', { type: 'string', describe: 'run the task again from this step instead of ending it' }),
       action(async (args, client) => {
-        const t = (await client.call('task.reject', {
+        const t = await client.call('task.reject', {
           id: String(args['id']),
           reason: String(args['reason']),
           ...(args['retryFrom'] !== undefined ? { retry_from: String(args['retryFrom']) } : {}),
-        })) as TaskRecord;
+        });
         if (args.json) return printJson(t);
         process.stdout.write(`${t.id} ${statusColor(t.status)}${t.status === 'pending' ? ` (running again from ${String(args['retryFrom'])})` : ''}\n`);
       }),
@@ -321,7 +329,7 @@ async function waitingLines(client: AtlasClient, t: TaskRecord): Promise<string[
 
 function simple(method: 'task.resume' | 'task.cancel' | 'task.approve', verb: string) {
   return action(async (args, client) => {
-    const t = (await client.call(method, { id: String(args['id']) })) as TaskRecord;
+    const t = await client.call(method, { id: String(args['id']) });
     if (args.json) return printJson(t);
     process.stdout.write(`${t.id} ${verb}: now ${statusColor(t.status)}\n`);
   });

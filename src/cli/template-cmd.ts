@@ -1,7 +1,6 @@
 // atlas template list | show <name> | validate <file>
 import path from 'node:path';
 import type { Argv } from 'yargs';
-import type { TemplateInfo, TemplateProblem } from '../templates/loader.js';
 import { withClient, type GlobalArgs } from './connect.js';
 import { EXIT, c, fail, printJson, table } from './output.js';
 
@@ -20,7 +19,7 @@ export function registerTemplateCommands(cli: Argv): Argv {
         }
         await withClient(args, async (client) => {
           if (args.action === 'list') {
-            const list = (await client.call('template.list')) as TemplateInfo[];
+            const list = await client.call('template.list');
             if (args.json) return printJson(list);
             process.stdout.write(
               table(
@@ -29,12 +28,12 @@ export function registerTemplateCommands(cli: Argv): Argv {
               ) + '\n',
             );
           } else if (args.action === 'show') {
-            const t = (await client.call('template.get', { name: args.target! })) as { name: string; source: string; text: string | null };
+            const t = await client.call('template.get', { name: args.target! });
             if (args.json) return printJson(t);
             process.stdout.write(`${c.dim(`# ${t.source}`)}\n${t.text ?? ''}`);
           } else {
             const file = path.resolve(args.target!);
-            const r = (await client.call('template.validate', { file })) as { valid: boolean; name?: string; steps?: Array<{ name: string; type: string }>; problems: TemplateProblem[]; message?: string };
+            const r = await client.call('template.validate', { file });
             if (args.json) printJson(r);
             else if (r.valid) process.stdout.write(`${file}: valid template ${r.name} with ${r.steps?.length} steps (${r.steps?.map((s) => `${s.name}:${s.type}`).join(', ')})\n`);
             else process.stderr.write(`${r.message}\n`);

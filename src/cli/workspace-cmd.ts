@@ -1,7 +1,6 @@
 // atlas workspace create | list | show | remove
 import path from 'node:path';
 import type { Argv } from 'yargs';
-import type { TaskSummary, WorkspaceRecord } from '../store/records.js';
 import { withClient, type GlobalArgs } from './connect.js';
 import { ago, c, fail, printJson, statusColor, table, warn } from './output.js';
 
@@ -26,24 +25,24 @@ export function registerWorkspaceCommands(cli: Argv): Argv {
         await withClient(args, async (client) => {
           switch (args.action) {
             case 'create': {
-              const ws = (await client.call('workspace.create', {
+              const ws = await client.call('workspace.create', {
                 name: args.name!,
                 ...(args.repo ? { repo: path.resolve(args.repo) } : { path: path.resolve(args.path ?? '.') }),
                 ...(args.branch ? { branch: args.branch } : {}),
-              })) as WorkspaceRecord;
+              });
               if (args.json) return printJson(ws);
               process.stdout.write(`created workspace ${c.bold(ws.name)} at ${ws.path}${ws.branch ? ` (branch ${ws.branch})` : ''}\n`);
               return;
             }
             case 'list': {
-              const list = (await client.call('workspace.list')) as WorkspaceRecord[];
+              const list = await client.call('workspace.list');
               if (args.json) return printJson(list);
               if (list.length === 0) return void process.stdout.write("no workspaces yet; create one with 'atlas workspace create <name> --path DIR'\n");
               process.stdout.write(table(['NAME', 'KIND', 'PATH', 'CREATED'], list.map((w) => [w.name, w.kind, w.path, ago(w.created_at)])) + '\n');
               return;
             }
             case 'show': {
-              const ws = (await client.call('workspace.get', { name: args.name! })) as WorkspaceRecord & { tasks_total: number; tasks_open: number; recent_tasks: TaskSummary[] };
+              const ws = await client.call('workspace.get', { name: args.name! });
               if (args.json) return printJson(ws);
               const lines = [
                 `${c.bold(ws.name)}  ${ws.kind}`,
@@ -56,7 +55,7 @@ export function registerWorkspaceCommands(cli: Argv): Argv {
               return;
             }
             case 'remove': {
-              const r = (await client.call('workspace.remove', { name: args.name!, purge: args.purge })) as { name: string; purged: boolean; warnings: string[] };
+              const r = await client.call('workspace.remove', { name: args.name!, purge: args.purge });
               for (const w of r.warnings) warn(w);
               if (args.json) return printJson(r);
               process.stdout.write(`removed workspace ${r.name}${r.purged ? ' and its task history' : ' (task history kept)'}\n`);

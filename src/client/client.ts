@@ -7,7 +7,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AtlasError, errnoCode, type ErrorCode } from '../errors.js';
-import type { Method, ParamsOf, RpcNotification, RpcResponse } from '../protocol/protocol.js';
+import type { Method, Notification, ParamsIn, ResultOf } from '../protocol/methods.js';
+import type { RpcNotification, RpcResponse } from '../protocol/protocol.js';
 import { socketPathFor } from '../protocol/socket-path.js';
 import { packageRoot } from '../util/package-root.js';
 
@@ -36,7 +37,8 @@ export class AtlasClient {
 
   private constructor(
     private readonly socket: net.Socket,
-    private readonly onNotify?: (n: RpcNotification) => void,
+    private readonly socketPath: string,
+    private readonly onNotify?: (n: Notification) => void,
     private readonly onClose?: () => void,
   ) {
     socket.setEncoding('utf8');
@@ -49,11 +51,11 @@ export class AtlasClient {
       this.onClose?.();
     };
     socket.on('close', () => closed());
-    socket.on('error', (err) => closed(unreachable(socket.remoteAddress ?? '', err)));
+    socket.on('error', (err) => closed(unreachable(this.socketPath, err)));
   }
 
   /** Connects to the daemon of `home`. Rejects with a daemon_unreachable AtlasError. */
-  static connect(home: string, options: { onNotify?: (n: RpcNotification) => void; onClose?: () => void; timeoutMs?: number } = {}): Promise<AtlasClient> {
+  static connect(home: string, options: { onNotify?: (n: Notification) => void; onClose?: () => void; timeoutMs?: number } = {}): Promise<AtlasClient> {
     const socketPath = socketPathFor(home);
     return new Promise((resolve, reject) => {
       const socket = net.connect(socketPath);
@@ -64,7 +66,7 @@ export class AtlasClient {
       socket.once('connect', () => {
         clearTimeout(timer);
         socket.removeAllListeners('error');
-        resolve(new AtlasClient(socket, options.onNotify, options.onClose));
+        resolve(new AtlasClient(socket, socketPath, options.onNotify, options.onClose));
       });
       socket.once('error', (err) => {
         clearTimeout(timer);
@@ -73,9 +75,13 @@ export class AtlasClient {
     });
   }
 
-  call<M extends Method>(method: M, params?: ParamsOf<M>): Promise<unknown>;
-  call(method: string, params?: unknown): Promise<unknown>;
-  call(method: string, params: unknown = {}): Promise<unknown> {
+  /** Calls `method`; resolves with its result as the method table types it. */
+  call<M extends Method>(method: M, ...params: {} extends ParamsIn<M> ? [params?: ParamsIn<M>] : [params: ParamsIn<M>]): Promise<ResultOf<M>> {
+    return this.request(method, params[0] ?? {}) as Promise<ResultOf<M>>;
+  }
+
+  /** Calls a method by name with any params (protocol tests send what the table forbids). */
+  request(method: string, params: unknown = {}): Promise<unknown> {
     if (this.closedError) return Promise.reject(this.closedError);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -103,7 +109,7 @@ export class AtlasClient {
         continue;
       }
       if (msg.method !== undefined && msg.id === undefined) {
-        this.onNotify?.(msg as RpcNotification);
+        this.onNotify?.(msg as RpcNotification as Notification);
         continue;
       }
       const p = typeof msg.id === 'number' ? this.pending.get(msg.id) : undefined;
@@ -160,7 +166,7 @@ export async function startDaemon(home: string, options: { timeoutMs?: number } 
   try {
     const c = await AtlasClient.connect(home, { timeoutMs: 1000 });
     try {
-      const r = (await c.call('daemon.ping')) as { pid: number; version: string };
+      const r = await c.call('daemon.ping');
       return { pid: r.pid, alreadyRunning: true, version: r.version };
     } finally {
       c.close();
@@ -195,7 +201,7 @@ export async function startDaemon(home: string, options: { timeoutMs?: number } 
       try {
         const c = await AtlasClient.connect(home, { timeoutMs: 1000 });
         try {
-          const r = (await c.call('daemon.ping')) as { pid: number; version: string };
+          const r = await c.call('daemon.ping');
           return { pid: r.pid, alreadyRunning: !children.some((ch) => ch.pid === r.pid), version: r.version };
         } finally {
           c.close();

@@ -9,8 +9,8 @@
 // Errors are JSON `{error: {code, message, details}}` with an HTTP status that fits the code.
 import type http from 'node:http';
 import { AtlasError, isAtlasError } from '../errors.js';
-import type { Connection, Handlers } from '../daemon/rpc-server.js';
-import { isMethod, PARAMS, type Method } from '../protocol/protocol.js';
+import { invoke, parseParams, type Connection, type Handlers } from '../daemon/rpc-server.js';
+import { isMethod, type Method, type ParamsOf, type ResultOf } from '../protocol/methods.js';
 import type { TaskSummary } from '../store/records.js';
 import { SANDBOX_CSP, securityHeaders } from './guard.js';
 import { SseStream } from './sse.js';
@@ -106,15 +106,14 @@ function ready(ctx: ApiContext): Handlers {
 }
 
 /** Params checked against the method's schema (the socket's own), or an invalid_input error naming each problem. */
-function validated(method: Method, params: unknown): unknown {
-  const parsed = PARAMS[method].safeParse(params ?? {});
-  if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((i) => `${i.path.join('.') || 'params'}: ${i.message}`);
-  throw new AtlasError('invalid_input', `invalid params for ${method}: ${problems.join('; ')}`, { details: { problems } });
+function validated<M extends Method>(method: M, params: unknown): ParamsOf<M> {
+  const parsed = parseParams(method, params);
+  if (parsed.ok) return parsed.params;
+  throw new AtlasError('invalid_input', `invalid params for ${method}: ${parsed.problems.join('; ')}`, { details: { problems: parsed.problems } });
 }
 
-async function call(ctx: ApiContext, method: Method, params: unknown, conn: Connection): Promise<unknown> {
-  return ready(ctx)[method](validated(method, params), conn);
+async function call<M extends Method>(ctx: ApiContext, method: M, params: unknown, conn: Connection): Promise<ResultOf<M>> {
+  return invoke(ready(ctx), method, validated(method, params), conn);
 }
 
 /** A connection for a plain request: it closes when the client goes away (task.wait stops waiting). */
@@ -134,6 +133,7 @@ function requestConnection(req: http.IncomingMessage, res: http.ServerResponse):
     },
     notify: () => undefined,
     onClose: (fn) => (closed ? fn() : fns.push(fn)),
+    drained: () => Promise.resolve(),
   };
 }
 
@@ -179,7 +179,7 @@ async function serveStream(req: http.IncomingMessage, res: http.ServerResponse, 
     const sse = new SseStream(req, res);
     const lastId = req.headers['last-event-id'];
     await ctx.feed.serve(sse, typeof lastId === 'string' ? lastId : undefined, async () => {
-      let tasks = (await call(ctx, 'task.list', text ? { ...filter, limit: 1_000_000 } : filter, sse.connection())) as TaskSummary[];
+      let tasks = await call(ctx, 'task.list', text ? { ...filter, limit: 1_000_000 } : filter, sse.connection());
       if (text) tasks = tasks.filter((t) => `${t.id} ${t.description} ${t.template} ${t.workspace}`.toLowerCase().includes(text)).slice(0, filter.limit as number);
       return { tasks, counts: ctx.counts() };
     });
@@ -201,9 +201,10 @@ async function serveStream(req: http.IncomingMessage, res: http.ServerResponse, 
       if (method === 'stream.end') sse.close();
     },
     onClose: (fn) => conn.onClose(fn),
+    drained: () => conn.drained?.() ?? Promise.resolve(),
   };
   try {
-    const result = await handlers[what](params2, sseOnEnd);
+    const result = await invoke(handlers, what, params2, sseOnEnd);
     sse.send('result', result);
   } catch (err) {
     sse.send('error', isAtlasError(err) ? { code: err.code, message: err.message } : { code: 'internal', message: (err as Error)?.message });
@@ -215,7 +216,7 @@ async function serveArtifact(res: http.ServerResponse, url: URL, ctx: ApiContext
   const id = url.searchParams.get('id') ?? '';
   const name = url.searchParams.get('name') ?? '';
   const download = url.searchParams.get('download') === '1';
-  const a = (await call(ctx, 'task.artifact', { id, name }, { closed: false, notify: () => undefined, onClose: () => undefined })) as { name: string; encoding: 'utf8' | 'base64'; content: string };
+  const a = await call(ctx, 'task.artifact', { id, name }, { closed: false, notify: () => undefined, onClose: () => undefined, drained: () => Promise.resolve() });
   const body = a.encoding === 'utf8' ? Buffer.from(a.content, 'utf8') : Buffer.from(a.content, 'base64');
   // Never HTML of our origin: text/plain (or a download), no sniffing, and a sandbox if a browser renders it anyway.
   securityHeaders(res, SANDBOX_CSP);

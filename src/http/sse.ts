@@ -64,6 +64,13 @@ export class SseStream {
       },
       notify: (method, params) => this.send(method, params),
       onClose: (fn) => this.onClose(fn),
+      drained: () =>
+        self.closed || !self.res.writableNeedDrain
+          ? Promise.resolve()
+          : new Promise<void>((resolve) => {
+              self.res.once('drain', resolve);
+              self.onClose(resolve);
+            }),
     };
   }
 

@@ -10,6 +10,7 @@ import { HomePaths } from './paths.js';
 import { repairTask, type RepairResult } from './repair.js';
 import type { Store, Warn } from './store.js';
 import { TaskIndex } from './task-index.js';
+import { logSizeSync, readLogPage, type LogPage, type LogPageOptions } from './log-reader.js';
 import { TaskLogs, readLog, readLogSync, type LogRecord, type ReadLogResult } from './task-log.js';
 import { TaskStore } from './task-store.js';
 import { WorkspaceStore } from './workspace-store.js';
@@ -76,6 +77,14 @@ export class FsStore implements Store {
 
   readLogSync(ws: string, id: string, filter?: (r: LogRecord) => boolean): ReadLogResult {
     return readLogSync(this.paths.taskLog(ws, id), filter);
+  }
+
+  readLogPage(ws: string, id: string, options: LogPageOptions): Promise<LogPage> {
+    return readLogPage(this.paths.taskLog(ws, id), options);
+  }
+
+  logEnd(ws: string, id: string): number {
+    return logSizeSync(this.paths.taskLog(ws, id));
   }
 
   async close(): Promise<void> {

@@ -19,10 +19,11 @@ import type { EventStore, EventStoreOptions } from '../events/event-log.js';
 import type { HomePaths } from './paths.js';
 import type { TaskRecord, TaskStatus, TaskSummary, WorkspaceRecord } from './records.js';
 import type { RepairResult } from './repair.js';
+import type { LogPage, LogPageOptions } from './log-reader.js';
 import type { LogRecord, ReadLogResult } from './task-log.js';
 import type { IndexScan } from './task-index.js';
 
-export type { LogRecord, ReadLogResult, IndexScan, RepairResult };
+export type { LogRecord, ReadLogResult, IndexScan, RepairResult, LogPage, LogPageOptions };
 
 export interface TaskFilter {
   workspace?: string;
@@ -160,6 +161,15 @@ export interface Store {
   readLog(workspace: string, id: string, filter?: (r: LogRecord) => boolean): Promise<ReadLogResult>;
   /** Where the backend can read a log in one synchronous call (no append interleaves). */
   readLogSync?(workspace: string, id: string, filter?: (r: LogRecord) => boolean): ReadLogResult;
+  /** One page of a task's log, in append order, from a position (0 is the start; `next` of a
+   *  page is where the following one starts) up to an end position, at most `limit` records.
+   *  Positions are the backend's own (byte offsets for files, sequence numbers elsewhere). */
+  readLogPage(workspace: string, id: string, options: LogPageOptions): Promise<LogPage>;
+  /** The position the next appended record will take, read synchronously: subscribing to
+   *  live records and taking it in one synchronous stretch splits the log exactly into
+   *  history (before) and live (after). (appendLog is synchronous too, so every backend
+   *  knows this position in memory.) */
+  logEnd(workspace: string, id: string): number;
   /** Repairs a task whose latest checkpoint cannot be read (from a backup or its log), or quarantines it. */
   repairTask(workspace: string, id: string): Promise<RepairResult>;
 }

@@ -159,7 +159,7 @@ export async function waitForPing(sb: Sandbox, timeoutMs = 20_000): Promise<numb
 export async function call(sb: Sandbox, method: string, params: unknown = {}, connectTimeoutMs = 5000): Promise<unknown> {
   const c = await AtlasClient.connect(sb.home, { timeoutMs: connectTimeoutMs });
   try {
-    return await c.call(method, params);
+    return await c.request(method, params);
   } finally {
     c.close();
   }

@@ -1,0 +1,231 @@
+// The method table (DESIGN §5): every JSON-RPC method with the schema its params are checked
+// against and the type of its result. The daemon's handlers and the client are both typed
+// from this one table, so a handler cannot return what the client does not expect and the
+// client needs no casts. Adding a method is one entry here (and its handler).
+import { z } from 'zod';
+import type { LoginResult } from '../daemon/http-control.js';
+import type { RunningTask } from '../daemon/running-tasks.js';
+import type { DoctorReport } from '../engine/doctor.js';
+import type { AtlasEvent } from '../events/event.js';
+import type { QuarantineCleared } from '../engine/quarantine.js';
+import type { RecoveryReport } from '../engine/recovery.js';
+import type { RemoveResult } from '../engine/workspaces.js';
+import type { ArtifactInfo } from '../store/artifacts.js';
+import { TASK_STATUSES, type TaskRecord, type TaskStatus, type TaskSummary, type WorkspaceRecord } from '../store/records.js';
+import type { LogRecord } from '../store/task-log.js';
+import type { TemplateInfo, TemplateProblem } from '../templates/loader.js';
+import type { Template } from '../templates/schema.js';
+
+/** A phantom marker carrying a method's result type (it holds no value at run time). */
+export interface Returns<R> {
+  readonly __result?: R;
+}
+/** Declares the result type of a method: `result: returns<TaskRecord>()`. */
+export function returns<R>(): Returns<R> {
+  return {};
+}
+
+interface MethodSpec {
+  params: z.ZodType;
+  result: Returns<unknown>;
+}
+
+const id = z.string().min(1).max(200);
+const name = z.string().min(1).max(200);
+const status = z.enum(TASK_STATUSES);
+const taskId = z.object({ id }).strict();
+const none = z.object({}).strict();
+
+// ---- result shapes that exist only on the wire --------------------------------------
+
+export interface PingResult {
+  version: string;
+  pid: number;
+}
+
+export interface DaemonStatus {
+  pid: number;
+  version: string;
+  home: string;
+  socket: string;
+  uptime_ms: number;
+  state: string;
+  tasks_total: number;
+  tasks_by_status: Record<TaskStatus, number>;
+  running_tasks: number;
+  queue_depth: number;
+  max_concurrent_tasks: number;
+  memory: { rss_bytes: number; heap_used_bytes: number };
+  /** The service manager that runs the daemon, or null when it was started by hand. */
+  supervisor: 'systemd' | 'launchd' | null;
+  running: RunningTask[];
+}
+
+export interface LogsResult {
+  id: string;
+  task: TaskSummary;
+  records: LogRecord[];
+  skipped_lines: number;
+  follow: boolean;
+  /** Byte offset in the log just past the last record returned: pass it as `offset` for the next page. */
+  next_offset: number;
+  /** True when the log holds more records after `next_offset` (a page limit was reached). */
+  more: boolean;
+}
+
+export interface ArtifactContent {
+  name: string;
+  size: number;
+  encoding: 'utf8' | 'base64';
+  content: string;
+}
+
+export interface WorkspaceDetail extends WorkspaceRecord {
+  tasks_total: number;
+  tasks_open: number;
+  recent_tasks: TaskSummary[];
+}
+
+export type TemplateDetail = Template & { text: string | null };
+
+export interface ValidateResult {
+  valid: boolean;
+  name?: string;
+  steps?: Array<{ name: string; type: string }>;
+  problems: TemplateProblem[];
+  /** Things that are allowed but probably wrong (an input inside a second shell's string). */
+  warnings?: string[];
+  message?: string;
+}
+
+export interface DoctorResult extends DoctorReport {
+  recovery_at_start: RecoveryReport | null;
+  quarantine_cleared?: QuarantineCleared;
+}
+
+// ---- the table --------------------------------------------------------------------
+
+export const METHODS = {
+  'daemon.ping': { params: none, result: returns<PingResult>() },
+  'daemon.status': { params: none, result: returns<DaemonStatus>() },
+  'daemon.stop': { params: z.object({ timeout_ms: z.number().int().min(0).max(3_600_000).optional() }).strict(), result: returns<{ stopping: true; pid: number }>() },
+  'task.start': {
+    params: z
+      .object({
+        template: name.optional(),
+        template_file: z.string().min(1).max(4096).optional(),
+        workspace: name,
+        inputs: z.record(z.string().max(200), z.string().max(256 * 1024)).optional(),
+        description: z.string().max(10_000).optional(),
+        priority: z.number().int().min(-1_000_000).max(1_000_000).optional(),
+        /** The caller's environment for the task's steps (issue 18); absent: the daemon's own. */
+        env: z.record(z.string().min(1).max(1024), z.string().max(128 * 1024)).optional(),
+        after: z.array(id).max(100).optional(),
+        labels: z.record(z.string().max(64), z.string().max(256)).optional(),
+      })
+      .strict()
+      .refine((p) => p.template !== undefined || p.template_file !== undefined, { message: 'give template or template_file' }),
+    result: returns<TaskRecord>(),
+  },
+  'task.get': { params: taskId, result: returns<TaskRecord>() },
+  'task.list': {
+    params: z
+      .object({
+        workspace: name.optional(),
+        status: z.union([status, z.array(status)]).optional(),
+        template: name.optional(),
+        limit: z.number().int().min(1).max(1_000_000).optional(),
+      })
+      .strict(),
+    result: returns<TaskSummary[]>(),
+  },
+  'task.resume': { params: taskId, result: returns<TaskRecord>() },
+  'task.cancel': { params: taskId, result: returns<TaskRecord>() },
+  'task.approve': { params: taskId, result: returns<TaskRecord>() },
+  'task.reject': { params: z.object({ id, reason: z.string().min(1).max(10_000), retry_from: name.optional() }).strict(), result: returns<TaskRecord>() },
+  'task.delete': { params: taskId, result: returns<{ deleted: string }>() },
+  'task.wait': { params: taskId, result: returns<TaskRecord>() },
+  'task.logs': {
+    params: z
+      .object({
+        id,
+        step: name.optional(),
+        follow: z.boolean().optional(),
+        tail: z.number().int().min(1).max(1_000_000).optional(),
+        /** Byte offset to read from (a previous page's next_offset). */
+        offset: z.number().int().min(0).optional(),
+        /** At most this many records in the reply (default and maximum: LOG_PAGE_RECORDS). */
+        limit: z.number().int().min(1).max(1_000_000).optional(),
+      })
+      .strict(),
+    result: returns<LogsResult>(),
+  },
+  'task.artifacts': { params: taskId, result: returns<ArtifactInfo[]>() },
+  'task.artifact': { params: z.object({ id, name }).strict(), result: returns<ArtifactContent>() },
+  'workspace.create': {
+    params: z
+      .object({ name, path: z.string().min(1).max(4096).optional(), repo: z.string().min(1).max(4096).optional(), branch: z.string().min(1).max(255).optional() })
+      .strict(),
+    result: returns<WorkspaceRecord>(),
+  },
+  'workspace.list': { params: none, result: returns<WorkspaceRecord[]>() },
+  'workspace.get': { params: z.object({ name }).strict(), result: returns<WorkspaceDetail>() },
+  'workspace.remove': { params: z.object({ name, purge: z.boolean().optional() }).strict(), result: returns<RemoveResult>() },
+  'template.list': { params: none, result: returns<TemplateInfo[]>() },
+  'template.get': { params: z.object({ name }).strict(), result: returns<TemplateDetail>() },
+  'template.validate': {
+    params: z.object({ file: z.string().min(1).max(4096).optional(), text: z.string().max(1024 * 1024).optional(), name: z.string().max(4096).optional() }).strict(),
+    result: returns<ValidateResult>(),
+  },
+  'events.subscribe': {
+    params: z.object({ since: z.number().int().min(0).optional(), types: z.array(z.string().min(1).max(100)).max(50).optional(), task_id: id.optional() }).strict(),
+    result: returns<{ subscribed: true; since: number; last_seq: number }>(),
+  },
+  'events.list': {
+    params: z
+      .object({
+        since: z.number().int().min(0).optional(),
+        types: z.array(z.string().min(1).max(100)).max(50).optional(),
+        task_id: id.optional(),
+        limit: z.number().int().min(1).max(10_000).optional(),
+      })
+      .strict(),
+    result: returns<{ events: AtlasEvent[]; last_seq: number; next_since: number }>(),
+  },
+  'doctor.run': { params: z.object({ repair: z.boolean().optional(), clear_quarantine: z.boolean().optional() }).strict(), result: returns<DoctorResult>() },
+  'http.login': { params: z.object({ listen: z.string().min(1).max(300).optional() }).strict(), result: returns<LoginResult>() },
+} as const satisfies Record<string, MethodSpec>;
+
+export type Method = keyof typeof METHODS;
+/** What a caller sends (defaults not yet applied). */
+export type ParamsIn<M extends Method> = z.input<(typeof METHODS)[M]['params']>;
+/** What a handler receives (checked by the schema). */
+export type ParamsOf<M extends Method> = z.output<(typeof METHODS)[M]['params']>;
+export type ResultOf<M extends Method> = (typeof METHODS)[M]['result'] extends Returns<infer R> ? R : never;
+
+export function isMethod(m: string): m is Method {
+  return Object.prototype.hasOwnProperty.call(METHODS, m);
+}
+
+// ---- notifications the daemon pushes on streams ----------------------------------
+
+export const NOTIFY = {
+  LOG: 'task.log',
+  TASK: 'task.updated',
+  END: 'stream.end',
+  /** events.subscribe: one durable event. */
+  EVENT: 'events.event',
+  /** events.subscribe: the stream is cut off (a slow reader); params {code, message, last_seq}. */
+  EVENT_ERROR: 'events.error',
+} as const;
+
+export interface NotificationParams {
+  'task.log': { id: string; record: LogRecord };
+  'task.updated': { task: TaskSummary };
+  'stream.end': { id: string };
+  'events.event': { event: AtlasEvent };
+  'events.error': { code: string; message: string; last_seq: number };
+}
+export type NotificationMethod = keyof NotificationParams;
+/** A notification as the client receives it, discriminated by method. */
+export type Notification = { [N in NotificationMethod]: { jsonrpc: '2.0'; method: N; params: NotificationParams[N] } }[NotificationMethod];
