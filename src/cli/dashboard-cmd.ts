@@ -2,7 +2,6 @@
 // off and prints a one-time login URL for the web dashboard (DESIGN §11).
 import { spawn } from 'node:child_process';
 import type { Argv } from 'yargs';
-import type { LoginResult } from '../daemon/http-control.js';
 import { withClient, type GlobalArgs } from './connect.js';
 import { c, fail, info, printJson } from './output.js';
 
@@ -17,7 +16,7 @@ export function registerDashboardCommand(cli: Argv): Argv {
     async (a) => {
       const args = a as unknown as GlobalArgs & { listen?: string; open: boolean };
       try {
-        const r = (await withClient(args, (client) => client.call('http.login', args.listen !== undefined ? { listen: args.listen } : {}))) as LoginResult;
+        const r = await withClient(args, (client) => client.call('http.login', args.listen !== undefined ? { listen: args.listen } : {}));
         if (args.json) printJson(r);
         else {
           if (r.started_now) info(`atlas: the HTTP listener is now on at ${r.url} until the daemon stops (set http.listen in config.yaml to keep it on)`);

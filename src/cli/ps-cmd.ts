@@ -7,13 +7,6 @@ import type { TaskRecord } from '../store/records.js';
 import { withClient, type GlobalArgs } from './connect.js';
 import { c, duration, fail, printJson, table } from './output.js';
 
-interface QueueStatus {
-  running: RunningTask[];
-  running_tasks: number;
-  max_concurrent_tasks: number;
-  queue_depth: number;
-}
-
 export function runningRows(list: RunningTask[], now = Date.now()): string[][] {
   return list.map((t) => [
     t.id,
@@ -35,7 +28,7 @@ export function registerPsCommand(cli: Argv): Argv {
     async (a) => {
       const args = a as unknown as GlobalArgs;
       try {
-        const s = (await withClient(args, (client) => client.call('daemon.status'))) as QueueStatus;
+        const s = await withClient(args, (client) => client.call('daemon.status'));
         if (args.json) return printJson(s.running);
         if (s.running.length === 0) process.stdout.write('nothing is running');
         else process.stdout.write(table(RUNNING_HEADERS, runningRows(s.running)));
@@ -50,7 +43,7 @@ export function registerPsCommand(cli: Argv): Argv {
 /** For a pending task that waits on no dependency: what it waits for (its workspace's running task, or a free slot). */
 export async function queueLine(client: AtlasClient, t: TaskRecord): Promise<string[]> {
   if (t.status !== 'pending' || t.waiting_on?.length) return [];
-  const s = (await client.call('daemon.status').catch(() => undefined)) as QueueStatus | undefined;
+  const s = await client.call('daemon.status').catch(() => undefined);
   if (!s) return [];
   const same = s.running.find((r) => r.workspace === t.workspace && r.id !== t.id);
   if (same) return [`waits for  ${same.id}, running in workspace ${t.workspace} (one task per workspace at a time)`];

@@ -320,7 +320,7 @@ async function waitingLines(client: AtlasClient, t: TaskRecord): Promise<string[
   if (t.status !== 'pending' || !t.waiting_on?.length) return [];
   const parts: string[] = [];
   for (const id of t.waiting_on) {
-    const dep = (await client.call('task.get', { id }).catch(() => undefined)) as TaskRecord | undefined;
+    const dep = await client.call('task.get', { id }).catch(() => undefined);
     const hint = dep && ['failed', 'validation_failed', 'gh_failed', 'ci_failed', 'ci_timeout', 'interrupted'].includes(dep.status) ? ' (resume or cancel it)' : '';
     parts.push(`${id} ${dep ? statusColor(dep.status) : 'missing'}${hint}`);
   }
