@@ -8,7 +8,10 @@
 // side effects. Recovery therefore always knows which process tree to kill.
 //
 // Stopping: SIGTERM to the process group and to the tree (tree-kill, for descendants that
-// left the group), then SIGKILL after a grace period if anything is still alive. A process
+// left the group), then SIGKILL after a grace period if anything is still alive. Where the
+// system allows a cgroup per attempt (util/cgroup.ts), the gate is put in one before it says
+// "go", and everything in it is killed as well: that catches what escapes both the group and
+// the tree walk (a double-forked `setsid` grandchild reparented to init). A process
 // ended by a signal is reported with that signal and a null exit code, never as exit 0.
 import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
@@ -16,6 +19,7 @@ import { StringDecoder } from 'node:string_decoder';
 import treeKill from 'tree-kill';
 import { errnoCode, storageError } from '../errors.js';
 import type { StepProcess } from '../store/records.js';
+import { createStepCgroup, type StepCgroup } from '../util/cgroup.js';
 import { fdHeadroom, killGroup, processGroupAlive, processStartTicks } from '../util/proc.js';
 
 // sh's `read` takes one byte at a time from a pipe, so it never eats into the command's input.
@@ -86,6 +90,7 @@ export async function runProcess(opts: RunOptions): Promise<RunResult> {
   const exited = waitForExit(child, opts.output);
   const gate = child.stdin!;
   gate.on('error', () => undefined); // EPIPE when the command does not read its input
+  const cgroup = await joinCgroup(opts.env['ATLAS_HOME'] ?? '', pid);
 
   if (opts.onSpawn) {
     try {
@@ -95,6 +100,7 @@ export async function runProcess(opts: RunOptions): Promise<RunResult> {
       gate.destroy();
       killGroup(pid, 'SIGKILL');
       await exited;
+      await cgroup?.remove().catch(() => undefined);
       throw err;
     }
   }
@@ -102,7 +108,7 @@ export async function runProcess(opts: RunOptions): Promise<RunResult> {
   let timedOut = false;
   let canceled = false;
   let stopping: Promise<void> | undefined;
-  const stop = () => (stopping ??= stopTree(pid, opts.killGraceMs, exited));
+  const stop = () => (stopping ??= stopTree(pid, opts.killGraceMs, exited, cgroup));
   const onAbort = () => {
     canceled = true;
     void stop();
@@ -126,7 +132,7 @@ export async function runProcess(opts: RunOptions): Promise<RunResult> {
     const { code, signal } = await exited;
     const weStoppedIt = timedOut || canceled;
     // Whatever the command left running in its group goes with it.
-    if (processGroupAlive(pid)) await stop();
+    if (processGroupAlive(pid) || (cgroup && (await cgroup.pids()).length > 0)) await stop();
     if (stopping) await stopping;
     // When we stopped the tree, the gate shell may exit on its own with 128+N after its child
     // died of our signal N, a moment before the signal reaches the shell itself: that is
@@ -136,6 +142,20 @@ export async function runProcess(opts: RunOptions): Promise<RunResult> {
   } finally {
     if (timer) clearTimeout(timer);
     opts.signal.removeEventListener('abort', onAbort);
+    await cgroup?.remove().catch(() => undefined);
+  }
+}
+
+/** A cgroup for the attempt whose gate is `pid` (still waiting for "go"), where allowed. */
+async function joinCgroup(home: string, pid: number): Promise<StepCgroup | undefined> {
+  const cg = await createStepCgroup(home, `step-${pid}`).catch(() => undefined);
+  if (!cg) return undefined;
+  try {
+    await cg.add(pid);
+    return cg;
+  } catch {
+    await cg.remove().catch(() => undefined);
+    return undefined;
   }
 }
 
@@ -174,16 +194,19 @@ function waitForExit(child: ChildProcess, output: OutputSink | undefined): Promi
 }
 
 /** SIGTERM to the group and tree, then SIGKILL after `graceMs`; resolves when the group is gone. */
-export async function stopTree(pid: number, graceMs: number, exited?: Promise<unknown>): Promise<void> {
+export async function stopTree(pid: number, graceMs: number, exited?: Promise<unknown>, cgroup?: StepCgroup): Promise<void> {
   // The tree walk first, while the leader lives: once it dies, a descendant that left the
   // group is reparented to init and no walk from `pid` can find it any more.
   await walkAndKill(pid, 'SIGTERM');
   killGroup(pid, 'SIGTERM');
+  for (const p of (await cgroup?.pids()) ?? []) signalPid(p, 'SIGTERM');
+  const alive = async () => processGroupAlive(pid) || (cgroup !== undefined && (await cgroup.pids()).length > 0);
   const deadline = performance.now() + graceMs;
-  while (processGroupAlive(pid) && performance.now() < deadline) await sleep(25);
-  if (processGroupAlive(pid)) {
+  while ((await alive()) && performance.now() < deadline) await sleep(25);
+  if (await alive()) {
     await walkAndKill(pid, 'SIGKILL');
     killGroup(pid, 'SIGKILL');
+    await cgroup?.killAll();
   }
   if (exited) await exited;
   // A killed group can take a moment to be reaped; wait for it, within reason.
@@ -211,6 +234,14 @@ export async function killLeftoverGroup(pgid: number, graceMs: number): Promise<
   if (!processGroupAlive(pgid)) return false;
   await stopTree(pgid, graceMs);
   return true;
+}
+
+function signalPid(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // already gone
+  }
 }
 
 function signalName(n: number): NodeJS.Signals | null {

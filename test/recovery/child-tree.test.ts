@@ -21,7 +21,9 @@ import {
   waitForTask,
   withSandbox,
   writeTemplateText,
+  call,
 } from './harness.js';
+import { cgroupBase } from '../../src/util/cgroup.js';
 
 test('kill -9 while a step runs a child tree: recovery kills the old tree before the step re-runs; its side effect happens once', { timeout: 60_000 }, async () => {
   await withSandbox({ workspaces: ['w1'] }, async (sb) => {
@@ -80,5 +82,30 @@ test('kill -9 while a step runs a child tree: recovery kills the old tree before
     await stopTheDaemon(sb, pid);
     assert.equal(pidAlive(pid), false);
     assert.deepEqual(markerProcesses(sb), []);
+  });
+});
+
+test('cancel kills a double-forked setsid grandchild (reparented to init) through the step cgroup', { timeout: 60_000, skip: cgroupBase() ? false : 'no writable cgroup v2 here (the README says which escapes are then not caught)' }, async () => {
+  await withSandbox({ workspaces: ['w1'] }, async (sb) => {
+    writeTemplateText(
+      sb,
+      'escape',
+      [
+        'name: escape',
+        'steps:',
+        '  - name: work',
+        '    type: shell',
+        `    run: ${JSON.stringify(`(setsid sh -c 'sleep 502 # ${sb.marker}' &); exec sleep 600 # ${sb.marker}`)}`,
+        `    env: { ATLAS_TEST_MARK: ${sb.marker} }`,
+      ].join('\n') + '\n',
+    );
+    const pid = await startTheDaemon(sb);
+    await createWorkspaces(sb);
+    const t = await startTask(sb, 'escape', 'w1');
+    await waitFor('the step and its escaped grandchild', () => markerProcesses(sb).some((p) => p.args.includes('sleep 502')) && markerProcesses(sb).some((p) => p.args.includes('sleep 600')));
+    await call(sb, 'task.cancel', { id: t.id });
+    await waitForTask(sb, 'w1', t.id, 'abandoned', (x) => x.status === 'abandoned');
+    await waitFor('every process of the step to be gone, the escaped one too', () => markerProcesses(sb).length === 0);
+    await stopTheDaemon(sb, pid);
   });
 });
