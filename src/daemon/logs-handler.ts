@@ -74,7 +74,7 @@ export async function taskLogs(engine: Engine, p: ParamsOf<'task.logs'>, conn: C
   // stream, never both or neither.
   engine.on('log', onLog);
   engine.on('task', onTask);
-  const logEnd = engine.store.logEnd(task.workspace, task.id);
+  const logEnd = engine.store.logEnd?.(task.workspace, task.id);
   conn.onClose(unsubscribe);
   try {
     const first = await page(p.offset ?? 0, logEnd, p.tail);

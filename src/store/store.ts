@@ -167,9 +167,9 @@ export interface Store {
   readLogPage(workspace: string, id: string, options: LogPageOptions): Promise<LogPage>;
   /** The position the next appended record will take, read synchronously: subscribing to
    *  live records and taking it in one synchronous stretch splits the log exactly into
-   *  history (before) and live (after). (appendLog is synchronous too, so every backend
-   *  knows this position in memory.) */
-  logEnd(workspace: string, id: string): number;
+   *  history (before) and live (after). A backend that cannot know it synchronously omits
+   *  it; a follower of its logs may then see a record twice where history meets live. */
+  logEnd?(workspace: string, id: string): number;
   /** Repairs a task whose latest checkpoint cannot be read (from a backup or its log), or quarantines it. */
   repairTask(workspace: string, id: string): Promise<RepairResult>;
 }

@@ -12,6 +12,7 @@ import { AtlasError } from '../../errors.js';
 import type { HomePaths } from '../paths.js';
 import type { RepairResult } from '../repair.js';
 import type { LogRecord, ReadLogResult, Store, StoreArtifacts, Warn } from '../store.js';
+import { LOG_PAGE_RECORDS, type LogPage, type LogPageOptions } from '../log-reader.js';
 import { parseRecord } from '../task-log.js';
 import { decodeTask } from '../task-codec.js';
 import { poolFor, pgError, type PgTarget } from './connect.js';
@@ -165,6 +166,30 @@ export class PgStore implements Store {
       else if (!filter || filter(rec)) records.push(rec);
     }
     return { records, skipped, last };
+  }
+
+  /** A page of a task's log; positions are record ordinals (0 = the first record). */
+  async readLogPage(_workspace: string, id: string, o: LogPageOptions): Promise<LogPage> {
+    const start = o.start ?? 0;
+    const limit = Math.min(o.limit ?? LOG_PAGE_RECORDS, LOG_PAGE_RECORDS);
+    const span = o.end !== undefined ? Math.max(0, o.end - start) : undefined;
+    const want = o.tail !== undefined ? span : Math.min(limit, span ?? limit);
+    const r = await this.db.query<{ record: string }>(
+      'read a task log',
+      `SELECT record FROM task_logs WHERE task_id = $1 ORDER BY seq OFFSET $2${want !== undefined ? ' LIMIT $3' : ''}`,
+      want !== undefined ? [id, start, want + 1] : [id, start],
+    );
+    const rows = want !== undefined ? r.rows.slice(0, want) : r.rows;
+    const more = o.tail === undefined && want !== undefined && r.rows.length > want && (span === undefined || want < span);
+    let records: LogRecord[] = [];
+    let skipped = 0;
+    for (const row of rows) {
+      const rec = parseRecord(row.record);
+      if (!rec) skipped++;
+      else if (!o.filter || o.filter(rec)) records.push(rec);
+    }
+    if (o.tail !== undefined) records = records.slice(-o.tail);
+    return { records, skipped, next: start + rows.length, more };
   }
 
   /** Restores the previous checkpoint of a task whose latest cannot be read, else quarantines it. */
