@@ -4,6 +4,7 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { errnoCode, storageError } from '../errors.js';
+import { fsyncDir } from '../store/atomic.js';
 
 export interface QuarantineCleared {
   removed: string[];
@@ -29,5 +30,6 @@ export async function clearQuarantine(dir: string): Promise<QuarantineCleared> {
     }
     await fsp.rm(name.startsWith('.clearing-') ? full : doomed, { recursive: true, force: true });
   }
+  if (names.length > 0) await fsyncDir(dir);
   return { removed };
 }

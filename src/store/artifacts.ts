@@ -111,9 +111,12 @@ export class ArtifactDir implements StoreArtifacts {
 }
 
 /** A streamed artifact: created (never overwriting) on the first write, appended with
- *  synchronous writes, fdatasynced once at the end. */
+ *  synchronous writes, made durable (data and directory entry) once at the end; a failed
+ *  sync is an error, never a name recorded for data that may not be there. */
 class FileArtifactStream implements ArtifactStream {
   private fd: number | undefined;
+  /** The topmost directory the first write created, if any: its parent's entry needs a sync too. */
+  private newDir: string | undefined;
   name: string | undefined;
 
   constructor(
@@ -126,7 +129,7 @@ class FileArtifactStream implements ArtifactStream {
   write(text: string): void {
     try {
       if (this.fd === undefined) {
-        fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+        this.newDir ??= fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
         for (let n = this.from; ; n++) {
           const name = assertName('artifact', `${this.base}.${n}${this.ext}`);
           try {
@@ -149,8 +152,25 @@ class FileArtifactStream implements ArtifactStream {
     const fd = this.fd;
     if (fd === undefined) return undefined;
     this.fd = undefined;
-    await new Promise<void>((resolve) => fs.fdatasync(fd, () => resolve()));
-    fs.closeSync(fd);
+    // The name goes into step_results only once the data and the directory entry (and the
+    // artifacts directory's own entry, when this stream made it) are on disk.
+    const file = path.join(this.dir, this.name ?? '');
+    try {
+      await new Promise<void>((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+    } catch (err) {
+      throw storageError('sync', file, err);
+    } finally {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // already closed
+      }
+    }
+    await fsyncDir(this.dir);
+    if (this.newDir !== undefined) {
+      await fsyncDir(path.dirname(this.newDir));
+      this.newDir = undefined;
+    }
     return this.name;
   }
 

@@ -8,8 +8,8 @@
 // is left running, so recovery runs it again.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { AtlasError, isAtlasError } from '../errors.js';
-import { ensureDir, writeFileDurable } from './atomic.js';
+import { AtlasError, isAtlasError, storageError } from '../errors.js';
+import { ensureDir, fsyncDir, writeFileDurable } from './atomic.js';
 import type { HomePaths } from './paths.js';
 import { TERMINAL_STATUSES, isTaskStatus, type StepResult, type TaskRecord } from './records.js';
 import { decodeTask, encodeTask } from './task-codec.js';
@@ -81,7 +81,12 @@ export async function quarantine(paths: HomePaths, ws: string, id: string): Prom
   await ensureDir(paths.quarantineDir);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const to = path.join(paths.quarantineDir, `${ws}--${id}--${stamp}`);
-  await fsp.rename(paths.taskDir(ws, id), to);
+  await fsp.rename(paths.taskDir(ws, id), to).catch((err: unknown) => {
+    throw storageError('quarantine', paths.taskDir(ws, id), err);
+  });
+  // Both directory entries changed: the move survives a power cut only once both are synced.
+  await fsyncDir(paths.tasksDir(ws));
+  await fsyncDir(paths.quarantineDir);
   return to;
 }
 

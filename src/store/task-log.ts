@@ -10,7 +10,9 @@
 //
 // Open files are bounded: a log idle for a few seconds is closed, and at most
 // `maxOpen` logs are open at once (least recently used closed first). A log with records not
-// yet synced is synced as it closes, since a later `sync()` of a closed log has nothing to sync.
+// yet synced is synced as it closes; if that sync fails, the next `sync()` of the file syncs
+// it by path (or throws). A log is never closed under a `sync()` in flight: its descriptor
+// could be reused by the next open file, and the fdatasync would then sync the wrong one.
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import readline from 'node:readline';
@@ -30,7 +32,13 @@ interface OpenLog {
   fd: number;
   logger: Logger;
   lastUsed: number;
-  dirty: boolean;
+  /** Records appended, and how many of them a finished fdatasync covers. */
+  appended: number;
+  synced: number;
+  /** fdatasyncs in flight; the descriptor is closed only once they are done. */
+  syncing: number;
+  /** Closed while a sync was in flight: the last sync closes the descriptor. */
+  closing: boolean;
 }
 
 class FdDestination {
@@ -52,6 +60,8 @@ export class TaskLogs {
   private readonly maxOpen: number;
   private readonly idleMs: number;
   private timer: NodeJS.Timeout | undefined;
+  /** Files closed with records whose sync failed: the next sync() must make them durable. */
+  private readonly unsynced = new Set<string>();
 
   constructor(options: TaskLogOptions = {}) {
     this.maxOpen = options.maxOpen ?? 128;
@@ -74,20 +84,41 @@ export class TaskLogs {
       this.closeLog(log);
       throw storageError('append to', file, err);
     }
-    log.dirty = true;
+    log.appended++;
   }
 
   /** Makes every record appended so far durable. */
   async sync(file: string): Promise<void> {
+    if (this.unsynced.has(file)) await this.syncByPath(file);
     const log = this.open.get(file);
-    if (!log || !log.dirty) return;
-    log.dirty = false;
-    await new Promise<void>((resolve, reject) => {
-      fs.fdatasync(log.fd, (err) => {
-        if (err && errnoCode(err) !== 'EBADF') reject(storageError('sync', file, err));
-        else resolve();
+    if (!log || log.synced >= log.appended) return;
+    // Records appended while this sync runs are not covered by it.
+    const covers = log.appended;
+    log.syncing++;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        fs.fdatasync(log.fd, (err) => (err ? reject(storageError('sync', file, err)) : resolve()));
       });
-    });
+      log.synced = Math.max(log.synced, covers);
+    } finally {
+      log.syncing--;
+      if (log.closing && log.syncing === 0) this.finalClose(log);
+    }
+  }
+
+  /** Syncs a file that is not open (its close-time sync failed). */
+  private async syncByPath(file: string): Promise<void> {
+    let fh: fsp.FileHandle | undefined;
+    try {
+      fh = await fsp.open(file, 'r');
+      await fh.datasync();
+      this.unsynced.delete(file);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') this.unsynced.delete(file);
+      else throw storageError('sync', file, err);
+    } finally {
+      await fh?.close().catch(() => undefined);
+    }
   }
 
   close(file: string): void {
@@ -136,18 +167,31 @@ export class TaskLogs {
       },
       new FdDestination(fd),
     );
-    log = { file, fd, logger, lastUsed: Date.now(), dirty: false };
+    log = { file, fd, logger, lastUsed: Date.now(), appended: 0, synced: 0, syncing: 0, closing: false };
     this.open.set(file, log);
     this.armIdleTimer();
     return log;
   }
 
   private closeLog(log: OpenLog): void {
-    this.open.delete(log.file);
-    try {
-      if (log.dirty) fs.fdatasyncSync(log.fd);
-    } catch {
-      // a failing disk: the records are in the kernel; there is no caller to tell
+    if (this.open.get(log.file) === log) this.open.delete(log.file);
+    if (log.syncing > 0) {
+      log.closing = true;
+      return;
+    }
+    this.finalClose(log);
+  }
+
+  private finalClose(log: OpenLog): void {
+    log.closing = false;
+    if (log.synced < log.appended) {
+      try {
+        fs.fdatasyncSync(log.fd);
+        log.synced = log.appended;
+      } catch {
+        // A failing disk: the records are in the kernel; the next sync() of this file retries.
+        this.unsynced.add(log.file);
+      }
     }
     try {
       fs.closeSync(log.fd);

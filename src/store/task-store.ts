@@ -28,6 +28,8 @@ interface Written {
   size: number;
   mtimeMs: number;
   ctimeMs: number;
+  /** Whether that write was fsynced: only a durable task.json may become task.json.bak. */
+  durable: boolean;
 }
 
 function sameFile(w: Written, st: Stats): boolean {
@@ -268,9 +270,13 @@ export class TaskStore implements StoreTasks {
       }
     }
     const next = { ...task, revision: expected + 1 };
-    await writeFileDurable(file, encodeTask(next), { backup: this.paths.taskBackup(task.workspace, task.id), durable });
+    // task.json.bak is the fallback when task.json is lost: it must be a durable checkpoint.
+    // A non-durable one (the pre-spawn record of a shell step) is replaced without keeping it,
+    // so the backup stays the last durable checkpoint before it.
+    const replacingDurable = known?.revision !== expected || known.durable;
+    await writeFileDurable(file, encodeTask(next), { ...(replacingDurable ? { backup: this.paths.taskBackup(task.workspace, task.id) } : {}), durable });
     task.revision = expected + 1;
-    await this.remember(task);
+    await this.remember(task, durable);
   }
 
   /** The signature (inode, size, mtime, ctime) of task.json as this process last wrote it. */
@@ -279,10 +285,10 @@ export class TaskStore implements StoreTasks {
     return w ? `${w.ino}:${w.size}:${w.mtimeMs}:${w.ctimeMs}` : undefined;
   }
 
-  private async remember(task: TaskRecord): Promise<void> {
+  private async remember(task: TaskRecord, durable = true): Promise<void> {
     try {
       const st = await fsp.stat(this.paths.taskFile(task.workspace, task.id));
-      this.written.set(task.id, { revision: task.revision, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs });
+      this.written.set(task.id, { revision: task.revision, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, durable });
     } catch {
       this.written.delete(task.id);
     }
@@ -366,6 +372,8 @@ export class TaskStore implements StoreTasks {
       await fsp.rename(dir, doomed).catch((err: unknown) => {
         throw storageError('delete', dir, err);
       });
+      // Once this returns the task is gone for good, a power cut included.
+      await fsyncDir(this.paths.tasksDir(ws));
       await fsp.rm(doomed, { recursive: true, force: true });
     } finally {
       if (lock) await lock.release().catch(() => undefined);

@@ -60,8 +60,9 @@ test('when the log is no further along than task.json.bak, the backup is what is
     const r = await repairTask(env.engine.store.paths, env.wsName, done.id);
     assert.equal(r.action, 'restored_backup');
     const t = await env.engine.getTask(done.id);
-    // The backup is the record made just before 'last' started: recovery runs it again.
-    assert.deepEqual(t.steps.map((s) => s.status), ['completed', 'running']);
+    // The backup is the last durable checkpoint, made as 'first' finished (never the un-synced
+    // pre-spawn record of 'last'): recovery runs 'last' from there.
+    assert.deepEqual(t.steps.map((s) => s.status), ['completed', 'pending']);
     assert.equal(t.status, 'running');
   });
 });

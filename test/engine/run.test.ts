@@ -228,7 +228,8 @@ test('consistency: a 50-step task ends with task.json agreeing with task.log', a
     // Revision: 1 at creation, then two checkpoints per shell step (process recorded, result).
     assert.equal(onDisk.revision, 1 + 2 * 50);
     const bak = JSON.parse(fs.readFileSync(path.join(taskDir(env, env.wsName, t.id), 'task.json.bak'), 'utf8')) as { revision: number; status: string };
-    assert.equal(bak.revision, onDisk.revision - 1);
+    // The backup is the last durable checkpoint: the one before the last pre-spawn record.
+    assert.equal(bak.revision, onDisk.revision - 2);
     // Status changes agree too.
     const logged = log.filter((r) => r.event === 'transition').map((r) => r['to_status']);
     assert.deepEqual(logged, ['running', 'completed']);
