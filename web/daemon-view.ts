@@ -1,7 +1,17 @@
-// The daemon: version, uptime, queue depth, slots, task counts and the most recent task
-// changes (live), plus the daemons and their heartbeats when the store is shared (PostgreSQL).
-import { get, setLive, streamUrl, type TaskSummary } from './api.js';
-import { clear, duration, h, statusBadge, time } from './dom.js';
+// The daemon: version, uptime, queue depth, slots, task counts and the most recent events
+// (live), plus the daemons and their heartbeats when the store is shared (PostgreSQL).
+import { get, setLive, streamUrl } from './api.js';
+import { clear, duration, h, time } from './dom.js';
+
+interface AtlasEvent {
+  seq: number;
+  type: string;
+  at: string;
+  task_id: string;
+  data: Record<string, unknown>;
+}
+
+const SHOWN = 40;
 
 interface Status {
   pid: number;
@@ -23,7 +33,25 @@ export function daemonView(root: HTMLElement): () => void {
   const facts = h('dl', { class: 'facts wide' });
   const daemons = h('section', { hidden: true });
   const recent = h('ol', { class: 'recent' });
-  const seen: Array<{ at: number; t: TaskSummary }> = [];
+  const seen: AtlasEvent[] = [];
+  const renderEvents = () =>
+    clear(
+      recent,
+      seen.length === 0 ? h('li', { class: 'muted' }, 'no events yet') : null,
+      seen.map((e) => {
+        const d = e.data;
+        const what = [d['step'], d['attempt'] !== undefined ? `attempt ${String(d['attempt'])}` : '', d['to'] ? `→ ${String(d['to'])}` : '', d['status'], d['exit_code'] !== undefined && d['exit_code'] !== null ? `exit ${String(d['exit_code'])}` : '']
+          .filter((x) => x !== undefined && x !== '')
+          .join(' · ');
+        return h('li', { 'data-seq': e.seq }, h('time', { title: e.at }, time(e.at)), ' ', h('code', {}, e.type), ' ', h('a', { href: `#/task/${encodeURIComponent(e.task_id)}` }, e.task_id), what ? h('span', { class: 'muted' }, ` ${what}`) : null);
+      }),
+    );
+  const add = (events: AtlasEvent[]) => {
+    for (const e of events) if (!seen.some((x) => x.seq === e.seq)) seen.push(e);
+    seen.sort((a, b) => b.seq - a.seq);
+    seen.splice(SHOWN);
+    renderEvents();
+  };
 
   const load = async () => {
     try {
@@ -55,17 +83,18 @@ export function daemonView(root: HTMLElement): () => void {
     }
   };
 
-  const feed = new EventSource(streamUrl('tasks', { limit: 1 }));
+  // Live events from now on; the stream's first answer says where "now" is, and the last
+  // few before it are read once.
+  const feed = new EventSource(streamUrl('events.subscribe'));
   feed.addEventListener('open', () => setLive('live'));
   feed.addEventListener('error', () => setLive('connecting'));
-  feed.addEventListener('task', (ev) => {
-    const m = JSON.parse((ev as MessageEvent<string>).data) as { task: TaskSummary };
-    seen.unshift({ at: Date.now(), t: m.task });
-    seen.splice(30);
-    clear(recent, seen.map(({ at, t }) => h('li', {}, h('time', {}, new Date(at).toLocaleTimeString()), ' ', h('a', { href: `#/task/${encodeURIComponent(t.id)}` }, t.id), ' ', t.deleted ? 'deleted' : statusBadge(t.status), t.current_step_name ? h('span', { class: 'muted' }, ` ${t.current_step_name}`) : null)));
+  feed.addEventListener('result', (ev) => {
+    const r = JSON.parse((ev as MessageEvent<string>).data) as { since: number };
+    void get<{ events: AtlasEvent[] }>('events.list', { since: Math.max(0, r.since - SHOWN), limit: SHOWN }).then((l) => add(l.events));
   });
+  feed.addEventListener('events.event', (ev) => add([(JSON.parse((ev as MessageEvent<string>).data) as { event: AtlasEvent }).event]));
 
-  clear(root, h('h1', {}, 'Daemon'), facts, daemons, h('h2', {}, 'Recent changes'), recent, h('p', { class: 'muted' }, 'Changes since this page opened.'));
+  clear(root, h('h1', {}, 'Daemon'), facts, daemons, h('h2', {}, 'Recent events'), recent);
   void load();
   const timer = window.setInterval(() => void load(), 5000);
   return () => {

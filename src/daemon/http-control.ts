@@ -7,9 +7,9 @@ import type { Logger } from 'pino';
 import { httpConfig, type HttpConfig } from '../config/config.js';
 import type { Engine } from '../engine/engine.js';
 import { HttpListener, type Readiness } from '../http/server.js';
-import { TaskFeed } from '../http/task-feed.js';
 import { setGaugeSource } from '../metrics/metrics.js';
 import { observeTasks } from '../metrics/task-metrics.js';
+import { summarize } from '../store/records.js';
 import type { Handlers } from './rpc-server.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:7390';
@@ -26,7 +26,6 @@ export class HttpControl {
   private listener: HttpListener | undefined;
   private starting: Promise<HttpListener> | undefined;
   private handlers: Handlers | undefined;
-  private readonly feed: TaskFeed;
   private readonly unobserve: () => void;
 
   constructor(
@@ -37,7 +36,6 @@ export class HttpControl {
   ) {
     this.unobserve = observeTasks(engine);
     setGaugeSource({ taskCounts: () => engine.taskCounts(), slotsAvailable: () => Math.max(0, engine.config.max_concurrent_tasks - engine.runningCount) });
-    this.feed = new TaskFeed(engine, () => engine.taskCounts());
   }
 
   /** Starts the listener if config.yaml turns it on. */
@@ -62,8 +60,9 @@ export class HttpControl {
       tokenFile: path.join(this.home, 'http.token'),
       log: this.log,
       handlers: () => this.handlers,
-      feed: this.feed,
       counts: () => this.engine.taskCounts(),
+      lastSeq: () => this.engine.events.lastSeq,
+      summary: (id) => this.engine.getTask(id).then(summarize, () => undefined),
       readiness: () => this.readiness(),
     }).then(
       (l) => {
@@ -100,7 +99,6 @@ export class HttpControl {
 
   async close(): Promise<void> {
     this.unobserve();
-    this.feed.close();
     setGaugeSource(undefined);
     await (this.starting?.catch(() => undefined));
     await this.listener?.close().catch(() => undefined);

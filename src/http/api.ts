@@ -14,21 +14,26 @@ import { isMethod, type Method, type ParamsOf, type ResultOf } from '../protocol
 import type { TaskSummary } from '../store/records.js';
 import { SANDBOX_CSP, securityHeaders } from './guard.js';
 import { SseStream } from './sse.js';
-import type { TaskFeed } from './task-feed.js';
+import { serveTaskFeed, type FeedSource } from './task-feed.js';
 
 /** Methods that change nothing, so GET may call them. */
-const READ_ONLY: ReadonlySet<Method> = new Set<Method>(['daemon.ping', 'daemon.status', 'task.get', 'task.list', 'task.wait', 'task.logs', 'task.artifacts', 'task.artifact', 'workspace.list', 'workspace.get', 'template.list', 'template.get', 'template.validate']);
+const READ_ONLY: ReadonlySet<Method> = new Set<Method>(['daemon.ping', 'daemon.status', 'task.get', 'task.list', 'task.wait', 'task.logs', 'task.artifacts', 'task.artifact', 'workspace.list', 'workspace.get', 'template.list', 'template.get', 'template.validate', 'events.list']);
 /** Methods that only make sense as a stream. */
 const STREAM_ONLY: ReadonlySet<string> = new Set(['events.subscribe']);
 const NUMBER_KEYS = new Set(['limit', 'tail', 'priority', 'timeout_ms', 'since']);
 const BOOLEAN_KEYS = new Set(['follow', 'purge', 'repair']);
+/** Keys that are always lists, even when given once. */
+const ARRAY_KEYS = new Set(['types']);
 const MAX_BODY_BYTES = 1024 * 1024;
 
 export interface ApiContext {
   /** The daemon's handlers; undefined until recovery has finished. */
   handlers(): Handlers | undefined;
-  feed: TaskFeed;
   counts(): Record<string, number>;
+  /** The newest event seq. */
+  lastSeq(): number;
+  /** A task's summary as it stands, or undefined when it is gone. */
+  summary(id: string): Promise<TaskSummary | undefined>;
 }
 
 export function httpStatusFor(code: string): number {
@@ -77,7 +82,7 @@ export function queryParams(url: URL): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const key of new Set(url.searchParams.keys())) {
     const values: unknown[] = url.searchParams.getAll(key).map((v) => (NUMBER_KEYS.has(key) && /^-?\d+$/.test(v) ? Number(v) : BOOLEAN_KEYS.has(key) && (v === 'true' || v === 'false') ? v === 'true' : v));
-    out[key] = values.length === 1 ? values[0] : values;
+    out[key] = values.length === 1 && !ARRAY_KEYS.has(key) ? values[0] : values;
   }
   return out;
 }
@@ -178,11 +183,18 @@ async function serveStream(req: http.IncomingMessage, res: http.ServerResponse, 
     ready(ctx);
     const sse = new SseStream(req, res);
     const lastId = req.headers['last-event-id'];
-    await ctx.feed.serve(sse, typeof lastId === 'string' ? lastId : undefined, async () => {
+    const source: FeedSource = {
+      lastSeq: () => ctx.lastSeq(),
+      subscribe: (since, conn) => call(ctx, 'events.subscribe', { since }, conn),
+      summary: (id) => ctx.summary(id),
+      counts: () => ctx.counts(),
+    };
+    const snapshot = async () => {
       let tasks = await call(ctx, 'task.list', text ? { ...filter, limit: 1_000_000 } : filter, sse.connection());
       if (text) tasks = tasks.filter((t) => `${t.id} ${t.description} ${t.template} ${t.workspace}`.toLowerCase().includes(text)).slice(0, filter.limit as number);
       return { tasks, counts: ctx.counts() };
-    });
+    };
+    await serveTaskFeed(sse, typeof lastId === 'string' ? lastId : undefined, snapshot, source);
     return;
   }
   if (what !== 'task.logs' && what !== 'events.subscribe') return sendError(res, 404, 'unknown_stream', `no stream ${JSON.stringify(what).slice(0, 100)}; streams are task.logs, events.subscribe and tasks`);

@@ -64,14 +64,28 @@ export class SseStream {
       },
       notify: (method, params) => this.send(method, params),
       onClose: (fn) => this.onClose(fn),
-      drained: () =>
-        self.closed || !self.res.writableNeedDrain
-          ? Promise.resolve()
-          : new Promise<void>((resolve) => {
-              self.res.once('drain', resolve);
-              self.onClose(resolve);
-            }),
+      bufferedBytes: () => this.bufferedBytes(),
+      drained: () => this.drained(),
+      end: () => this.close(),
     };
+  }
+
+  /** Bytes written but not yet taken by the reader. */
+  bufferedBytes(): number {
+    return this.res.writableLength;
+  }
+
+  /** Resolves once the reader has taken what was written (or the stream closed). */
+  drained(): Promise<void> {
+    if (this.closed || !this.res.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.res.off('drain', done);
+        resolve();
+      };
+      this.res.once('drain', done);
+      this.onClose(done);
+    });
   }
 
   private write(text: string): void {

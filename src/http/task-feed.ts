@@ -1,78 +1,91 @@
-// The live task list of the dashboard: Server-Sent Events of task summaries, resumable with
-// Last-Event-ID. Each update gets an id `<boot>:<n>`; the last 2,000 are kept, so a reader
-// that reconnects within them gets exactly what it missed; a reader from another daemon
-// process or from further back gets a fresh snapshot instead (never a silent gap).
-import crypto from 'node:crypto';
-import type { EventEmitter } from 'node:events';
-import { summarize, type TaskRecord, type TaskSummary } from '../store/records.js';
+// The live task list of the dashboard: Server-Sent Events of task summaries, driven by the
+// durable events (DESIGN §10) and resumable with Last-Event-ID, which is the store-wide seq.
+//
+//   - A reader with no (or an unknown) Last-Event-ID gets a snapshot, with the seq it stands
+//     at as its id, then every change after that seq.
+//   - A reader that reconnects with Last-Event-ID N gets the tasks changed after seq N, then
+//     live changes: the daemon's own events.subscribe {since: N} replays them, no gap, no
+//     duplicate. If events after N were pruned (the first seq is not N+1), a fresh snapshot
+//     comes first.
+//   - Events are coalesced per task: the message for a task carries its current summary and,
+//     as id, the seq of its last event. Messages go out in that order, so after the message
+//     with id S every task whose last event is at or before S has been sent as it now stands,
+//     which is what makes a resume from S exact.
+// A reader that falls behind is cut off by events.subscribe; the browser reconnects and resumes.
+import type { Connection } from '../daemon/rpc-server.js';
+import type { AtlasEvent } from '../events/event.js';
+import { NOTIFY } from '../protocol/protocol.js';
+import type { TaskSummary } from '../store/records.js';
 import type { SseStream } from './sse.js';
-
-const KEEP = 2000;
-
-interface Entry {
-  n: number;
-  task: TaskSummary;
-}
 
 export interface FeedSnapshot {
   tasks: TaskSummary[];
   counts: Record<string, number>;
 }
 
-export class TaskFeed {
-  private readonly boot = crypto.randomBytes(6).toString('base64url');
-  private readonly ring: Entry[] = [];
-  private n = 0;
-  private readonly readers = new Set<(e: Entry) => void>();
-  private readonly onTask = (t: TaskRecord) => this.push(summarize(t));
-  private readonly onDeleted = (id: string) => this.push({ id, deleted: true } as unknown as TaskSummary);
+export interface FeedSource {
+  /** The newest seq in the store. */
+  lastSeq(): number;
+  /** events.subscribe {since}, through the daemon's handler, notifying `conn`. */
+  subscribe(since: number, conn: Connection): Promise<unknown>;
+  /** A task's summary as it stands now; undefined once it is gone. */
+  summary(id: string): Promise<TaskSummary | undefined>;
+  counts(): Record<string, number>;
+}
 
-  constructor(
-    private readonly engine: EventEmitter,
-    private readonly counts: () => Record<string, number>,
-  ) {
-    engine.on('task', this.onTask);
-    engine.on('deleted', this.onDeleted);
+export async function serveTaskFeed(sse: SseStream, lastEventId: string | undefined, snapshot: () => Promise<FeedSnapshot>, src: FeedSource): Promise<void> {
+  const asked = lastEventId !== undefined && /^\d{1,15}$/.test(lastEventId) ? Number(lastEventId) : undefined;
+  let since: number;
+  if (asked !== undefined && asked <= src.lastSeq()) {
+    since = asked;
+  } else {
+    since = src.lastSeq();
+    sse.send('snapshot', await snapshot(), String(since));
   }
-
-  close(): void {
-    this.engine.off('task', this.onTask);
-    this.engine.off('deleted', this.onDeleted);
-    this.readers.clear();
-  }
-
-  private push(task: TaskSummary): void {
-    const e = { n: ++this.n, task };
-    this.ring.push(e);
-    if (this.ring.length > KEEP) this.ring.splice(0, this.ring.length - KEEP);
-    for (const r of this.readers) r(e);
-  }
-
-  private idOf(n: number): string {
-    return `${this.boot}:${n}`;
-  }
-
-  /** Streams to `sse`: the missed updates after `lastEventId` when they are all still kept, else a snapshot; then live updates. */
-  async serve(sse: SseStream, lastEventId: string | undefined, snapshot: () => Promise<FeedSnapshot>): Promise<void> {
-    const send = (e: Entry) => sse.send('task', { task: e.task, counts: this.counts() }, this.idOf(e.n));
-    // Live updates are held back while the snapshot is read, then sent after it in order.
-    const held: Entry[] = [];
-    let live = false;
-    const reader = (e: Entry) => (live ? send(e) : held.push(e));
-    this.readers.add(reader);
-    sse.onClose(() => this.readers.delete(reader));
-    const [boot, nText] = (lastEventId ?? '').split(':');
-    const after = Number(nText);
-    const oldest = this.ring[0]?.n ?? this.n + 1;
-    if (boot === this.boot && Number.isInteger(after) && after >= oldest - 1 && after <= this.n) {
-      for (const e of this.ring) if (e.n > after) send(e);
-    } else {
-      const at = this.n;
-      const snap = await snapshot();
-      sse.send('snapshot', snap, this.idOf(at));
-      // Updates that arrived while the snapshot was read may already be in it; sending them again is harmless (same task, newer or equal state).
+  // Everything below runs in order on one promise chain: snapshots, coalesced batches, the end.
+  let chain: Promise<void> = Promise.resolve();
+  const then = (fn: () => Promise<void> | void) => {
+    chain = chain.then(fn).catch(() => sse.close());
+  };
+  const pending = new Map<string, number>();
+  let scheduled = false;
+  let first = true;
+  const flush = async () => {
+    scheduled = false;
+    const batch = [...pending].sort((a, b) => a[1] - b[1]);
+    pending.clear();
+    for (const [id, seq] of batch) {
+      if (sse.isClosed) return;
+      const task = (await src.summary(id)) ?? ({ id, deleted: true } as unknown as TaskSummary);
+      sse.send('task', { task, counts: src.counts() }, String(seq));
     }
-    live = true;
-    for (const e of held.splice(0)) send(e);
-  }
+  };
+  const conn: Connection = {
+    get closed() {
+      return sse.isClosed;
+    },
+    notify: (method, params) => {
+      if (method === NOTIFY.EVENT) {
+        const e = (params as { event: AtlasEvent }).event;
+        if (first) {
+          first = false;
+          if (e.seq > since + 1) then(async () => sse.send('snapshot', await snapshot(), String(e.seq - 1)));
+        }
+        pending.delete(e.task_id);
+        pending.set(e.task_id, e.seq);
+        if (!scheduled) {
+          scheduled = true;
+          // One tick later, so a burst (a replay, a step's several events) becomes one batch.
+          then(() => new Promise<void>((r) => setImmediate(r)).then(flush));
+        }
+      } else if (method === NOTIFY.EVENT_ERROR) {
+        then(() => sse.close());
+      }
+    },
+    onClose: (fn) => sse.onClose(fn),
+    bufferedBytes: () => sse.bufferedBytes(),
+    drained: () => sse.drained(),
+    end: () => then(() => sse.close()),
+  };
+  await src.subscribe(since, conn);
 }

@@ -148,3 +148,72 @@ export function parsePrometheus(text: string): { samples: Sample[]; types: Map<s
 export function sample(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
   return samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
 }
+
+export interface SseEvent {
+  id: string | undefined;
+  event: string;
+  data: unknown;
+}
+
+export interface SseReader {
+  status: number;
+  events: SseEvent[];
+  /** Waits (bounded) until `pred` holds for the events received so far. */
+  until(what: string, pred: (events: SseEvent[]) => boolean, timeoutMs?: number): Promise<SseEvent[]>;
+  close(): void;
+}
+
+/** Opens a Server-Sent Events stream and collects its events. */
+export function openSse(url: string, headers: Record<string, string>): Promise<SseReader> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: u.hostname, port: u.port, path: u.pathname + u.search, headers: { accept: 'text/event-stream', ...headers } }, (res) => {
+      const events: SseEvent[] = [];
+      const waiters = new Set<() => void>();
+      let buf = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buf += chunk;
+        for (let i = buf.indexOf('\n\n'); i !== -1; i = buf.indexOf('\n\n')) {
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          let id: string | undefined;
+          let event = 'message';
+          const data: string[] = [];
+          for (const line of block.split('\n')) {
+            if (line.startsWith(':')) continue;
+            const [k, ...rest] = line.split(':');
+            const v = rest.join(':').replace(/^ /, '');
+            if (k === 'id') id = v;
+            else if (k === 'event') event = v;
+            else if (k === 'data') data.push(v);
+          }
+          if (data.length) events.push({ id, event, data: JSON.parse(data.join('\n')) as unknown });
+        }
+        for (const w of waiters) w();
+      });
+      resolve({
+        status: res.statusCode ?? 0,
+        events,
+        until: (what, pred, timeoutMs = 15_000) =>
+          new Promise((ok, fail) => {
+            const check = () => {
+              if (pred(events)) {
+                waiters.delete(check);
+                clearTimeout(timer);
+                ok(events);
+              }
+            };
+            const timer = setTimeout(() => {
+              waiters.delete(check);
+              fail(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; got ${JSON.stringify(events.map((e) => [e.event, e.id])).slice(0, 2000)}`));
+            }, timeoutMs);
+            waiters.add(check);
+            check();
+          }),
+        close: () => req.destroy(),
+      });
+    });
+    req.on('error', reject);
+  });
+}

@@ -209,4 +209,25 @@ describe('dashboard in a browser', { skip: skip ?? false }, () => {
       assert.deepEqual(t.inputs, { who: 'Ada <b>Lovelace</b>', greeting: 'hello' });
     });
   });
+
+  test('the daemon page shows the daemon and recent events; pages fit a phone screen', async () => {
+    await withScreenshot(page, shots, 'daemon', async () => {
+      await page.goto(`${base}/#/daemon`);
+      await page.waitForSelector('.facts dd:has-text("slots")', { timeout: 20_000 });
+      await page.waitForSelector('.recent li code:has-text("task.finished")', { timeout: 20_000 });
+      const t = await start('review');
+      // A new event arrives live.
+      await page.waitForSelector(`.recent li:has(a:text("${t.id}")) code:has-text("task.awaiting_approval")`, { timeout: 20_000 });
+      await page.setViewportSize({ width: 390, height: 844 });
+      for (const hash of ['#/', `#/task/${t.id}`, '#/start', '#/daemon']) {
+        await page.goto(`${base}/${hash}`);
+        await page.waitForSelector('main h1', { timeout: 20_000 });
+        const overflow = await page.evaluate('document.documentElement.scrollWidth - window.innerWidth') as number;
+        assert.ok(overflow <= 0, `${hash} is wider than a phone screen by ${overflow}px`);
+        await shoot(page, shots, `phone-${hash.replace(/\W+/g, '-')}`);
+      }
+      await page.setViewportSize({ width: 1280, height: 860 });
+      await api('task.cancel', { id: t.id });
+    });
+  });
 });

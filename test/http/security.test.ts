@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { TestHome, type CliResult } from '../helpers/daemon.js';
-import { homeWithListener, login, request } from '../helpers/http.js';
+import { homeWithListener, login, openSse, request, type SseEvent } from '../helpers/http.js';
 
 describe('HTTP listener security', () => {
   let home: TestHome;
@@ -177,6 +177,47 @@ describe('HTTP listener security', () => {
     assert.equal(dl.headers['content-type'], 'application/octet-stream');
     assert.match(String(dl.headers['content-disposition']), /^attachment; filename="page\.output\.1\.log"$/);
     assert.equal((await request(`${base}/api/artifact?id=${id}&name=..%2Ftask.json`, { headers: bearer() })).status, 400);
+  });
+});
+
+describe('the live task feed', () => {
+  test('streams changes with the event seq as id, and resumes from Last-Event-ID with exactly what was missed', async () => {
+    const { home, base, token } = await homeWithListener({ templates: ['quick'] });
+    try {
+      await home.createWorkspaces(['w']);
+      const auth = { authorization: `Bearer ${token}` };
+      const start = async () => (await request(`${base}/api/task.start`, { method: 'POST', body: { template: 'quick', workspace: 'w' }, headers: auth })).json<{ id: string }>().id;
+      const done = (id: string) => (ev: SseEvent[]) => ev.some((e) => e.event === 'task' && (e.data as { task: { id: string; status: string } }).task.id === id && (e.data as { task: { status: string } }).task.status === 'completed');
+      const first = await openSse(`${base}/api/stream/tasks`, auth);
+      assert.equal(first.status, 200);
+      await first.until('a snapshot', (ev) => ev.some((e) => e.event === 'snapshot'));
+      const snapId = Number(first.events[0]!.id);
+      assert.ok(Number.isInteger(snapId), `the snapshot's id is a seq: ${first.events[0]!.id}`);
+      const a = await start();
+      await first.until(`task ${a} completed`, done(a));
+      const ids = first.events.slice(1).map((e) => Number(e.id));
+      assert.ok(ids.every((n, i) => n > snapId && (i === 0 || n > ids[i - 1]!)), `ids grow past the snapshot: ${ids.join(',')}`);
+      const lastId = first.events.at(-1)!.id!;
+      first.close();
+      // Missed while away: task b, from start to finish.
+      const b = await start();
+      await home.waitSettled(b);
+      const resumed = await openSse(`${base}/api/stream/tasks`, { ...auth, 'last-event-id': lastId });
+      await resumed.until(`the missed task ${b}`, done(b));
+      assert.ok(!resumed.events.some((e) => e.event === 'snapshot'), 'a resume within the journal needs no snapshot');
+      assert.ok(!resumed.events.some((e) => (e.data as { task: { id: string } }).task.id === a), 'nothing from before Last-Event-ID again');
+      assert.ok(resumed.events.every((e) => Number(e.id) > Number(lastId)));
+      resumed.close();
+      // An id from elsewhere (another home, the future) gets a fresh snapshot.
+      const stranger = await openSse(`${base}/api/stream/tasks`, { ...auth, 'last-event-id': '999999999' });
+      await stranger.until('a snapshot', (ev) => ev.some((e) => e.event === 'snapshot'));
+      const snap = stranger.events[0]!.data as { tasks: Array<{ id: string }>; counts: Record<string, number> };
+      assert.deepEqual(new Set(snap.tasks.map((t) => t.id)), new Set([a, b]));
+      assert.equal(snap.counts['completed'], 2);
+      stranger.close();
+    } finally {
+      await home.dispose();
+    }
   });
 });
 
