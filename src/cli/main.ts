@@ -10,6 +10,7 @@ import { registerDashboardCommand } from './dashboard-cmd.js';
 import { registerDoctorCommand } from './doctor-cmd.js';
 import { registerPsCommand } from './ps-cmd.js';
 import { registerEventsCommand } from './events-cmd.js';
+import { registerWebhookCommands } from './webhook-cmd.js';
 import { EXIT, c } from './output.js';
 import { registerTaskCommands } from './task-cmd.js';
 import { registerTemplateCommands } from './template-cmd.js';
@@ -40,6 +41,7 @@ export function buildCli(argv: string[]): Argv {
   cli = registerDoctorCommand(cli);
   cli = registerDashboardCommand(cli);
   cli = registerEventsCommand(cli);
+  cli = registerWebhookCommands(cli);
   return cli;
 }
 

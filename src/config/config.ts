@@ -4,6 +4,7 @@ import fsp from 'node:fs/promises';
 import { lazyYaml } from '../util/lazy-yaml.js';
 import { z } from 'zod';
 import { AtlasError, errnoCode, storageError } from '../errors.js';
+import { parseWebhooks, webhookSchema, type WebhookEndpoint } from '../webhooks/webhook-config.js';
 import { durationSchema, parseDuration, retriesSchema } from '../templates/schema.js';
 
 const configSchema = z
@@ -25,6 +26,7 @@ const configSchema = z
     store_schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'expected a lower-case SQL name such as atlas').optional(),
     lease_ttl: durationSchema.optional(),
     workspaces: z.array(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'expected workspace names')).optional(),
+    webhooks: z.array(webhookSchema).max(100).optional(),
   })
   .strict();
 
@@ -53,6 +55,8 @@ export interface Config {
   lease_ttl_ms: number;
   /** Workspaces made elsewhere that this daemon may run (name -> its local path, or null for the recorded one). */
   workspaces: Record<string, string | null>;
+  /** Webhook endpoints (DESIGN §10). */
+  webhooks: WebhookEndpoint[];
 }
 
 export interface HttpConfig {
@@ -74,6 +78,7 @@ export const DEFAULT_CONFIG: Config = {
   store_schema: 'atlas',
   lease_ttl_ms: 15_000,
   workspaces: {},
+  webhooks: [],
 };
 
 export function retryPolicy(spec: { max: number; backoff?: string | number | undefined; max_backoff?: string | number | undefined } | undefined, fallback: RetryPolicy): RetryPolicy {
@@ -126,6 +131,7 @@ export function parseConfig(text: string, file: string): Config {
     store_schema: c.store_schema ?? DEFAULT_CONFIG.store_schema,
     lease_ttl_ms: c.lease_ttl !== undefined ? (parseDuration(c.lease_ttl) ?? DEFAULT_CONFIG.lease_ttl_ms) : DEFAULT_CONFIG.lease_ttl_ms,
     workspaces: Object.fromEntries((c.workspaces ?? []).map((n) => [n, null])),
+    webhooks: parseWebhooks(c.webhooks ?? [], file),
   };
 }
 

@@ -145,6 +145,9 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
       if (q.task_id !== undefined) assertTaskId(q.task_id);
       return { subscribed: true, ...subscribeEvents(engine.events, q, conn) };
     },
+    'webhook.list': async () => engine.webhooks.list(),
+    'webhook.test': async (q) => engine.webhooks.test(q.name),
+    'webhook.deliveries': async (q) => engine.webhooks.deliveries(q.name, q.failed ?? false),
     'events.list': async (q) => {
       if (q.task_id !== undefined) assertTaskId(q.task_id);
       return listEvents(engine.events, q);

@@ -19,6 +19,7 @@ import type { Store, StoreIndex, TaskFilter } from '../store/store.js';
 import { cursorOf, type Cursor, type StepStart } from '../events/event.js';
 import { EventJournal } from '../events/journal.js';
 import { repairEvents } from '../events/repair.js';
+import { WebhookManager } from '../webhooks/manager.js';
 import type { LogRecord } from '../store/task-log.js';
 import type { IndexScan } from '../store/task-index.js';
 import { idSortKey } from '../store/task-store.js';
@@ -93,6 +94,8 @@ export class Engine extends EventEmitter {
   readonly events: EventJournal;
   /** With a shared (PostgreSQL) store: claiming, leases and takeover among daemons. */
   cluster: Cluster | undefined;
+  /** Webhook deliveries from the events log (DESIGN §10); 'attempt' events feed metrics. */
+  readonly webhooks: WebhookManager;
 
   private constructor(store: Store, config: Config, templates: TemplateRegistry, logger: Logger | undefined) {
     super();
@@ -100,6 +103,7 @@ export class Engine extends EventEmitter {
     this.store = store;
     const warn = (msg: string, err: unknown) => logger?.warn({ err: errorData(err) }, msg);
     this.events = new EventJournal(store.openEvents({ onError: (err) => warn('events log', err) }), warn);
+    this.webhooks = new WebhookManager(store.paths.root, config.webhooks, this.events, (msg) => logger?.warn(msg));
     this.config = config;
     this.templates = templates;
     this.log = logger;
@@ -150,6 +154,7 @@ export class Engine extends EventEmitter {
     const repaired = await repairEvents(this.events.store, this.index.list({}), async (ws, id) => (await this.store.tasks.readTaskAt(ws, id)).task);
     if (repaired.appended > 0) this.log?.info({ events_repair: repaired }, `recorded ${repaired.appended} event(s) a crash had cut off`);
     const report = this.store instanceof PgStore ? await this.joinCluster(this.store, scan.tasks) : await this.recover(scan);
+    await this.webhooks.start();
     // In-place edits of task.json behind our back (no directory change to notice) are picked
     // up here, every minute; the snapshot is refreshed too, so a start after a crash has
     // little to read.
@@ -440,6 +445,7 @@ export class Engine extends EventEmitter {
     await this.sweeping;
     await this.cluster?.stop();
     await this.index.save().catch((err: unknown) => this.log?.warn({ err: errorData(err) }, 'could not save the task index snapshot'));
+    await this.webhooks.stop().catch(() => undefined);
     await this.events.store.close().catch(() => undefined);
     await this.store.close();
     this.state = 'stopped';

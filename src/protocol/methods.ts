@@ -7,6 +7,8 @@ import type { LoginResult } from '../daemon/http-control.js';
 import type { RunningTask } from '../daemon/running-tasks.js';
 import type { DoctorReport } from '../engine/doctor.js';
 import type { AtlasEvent } from '../events/event.js';
+import type { Delivery } from '../webhooks/dispatcher.js';
+import type { WebhookInfo, WebhookTestResult } from '../webhooks/manager.js';
 import type { QuarantineCleared } from '../engine/quarantine.js';
 import type { RecoveryReport } from '../engine/recovery.js';
 import type { RemoveResult } from '../engine/workspaces.js';
@@ -181,6 +183,9 @@ export const METHODS = {
     params: z.object({ since: z.number().int().min(0).optional(), types: z.array(z.string().min(1).max(100)).max(50).optional(), task_id: id.optional() }).strict(),
     result: returns<{ subscribed: true; since: number; last_seq: number }>(),
   },
+  'webhook.list': { params: none, result: returns<WebhookInfo[]>() },
+  'webhook.test': { params: z.object({ name }).strict(), result: returns<WebhookTestResult>() },
+  'webhook.deliveries': { params: z.object({ name: name.optional(), failed: z.boolean().optional() }).strict(), result: returns<Array<Delivery & { webhook: string }>>() },
   'events.list': {
     params: z
       .object({
