@@ -11,6 +11,8 @@
 //   scale       100, 1,000 and 10,000 tasks in the home (a mix of statuses, real task
 //               files): daemon start to ready, time until interrupted tasks run again,
 //               list newest 50, list --status failed, show (p50/p99 over the socket), RSS
+//   queries     list filters (status, labels, dates, text, cursor) over 10,000 and 100,000
+//               tasks, beyond a status call on the same connection (bench-queries.ts)
 //
 // Usage: node dist/scripts/bench.js [--quick] [--sizes 100,1000,10000] [--out FILE]
 //        node dist/scripts/bench.js --populate DIR N   (only write a home of N tasks)
@@ -24,6 +26,7 @@ import { Engine } from '../src/engine/engine.js';
 import { writeFileDurable } from '../src/store/atomic.js';
 import { SCHEMA_VERSION, type TaskRecord, type TaskStatus } from '../src/store/records.js';
 import { encodeTask } from '../src/store/task-codec.js';
+import { printQueryFigures, queryBench, type QueryFigures } from './bench-queries.js';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -433,6 +436,15 @@ async function main(): Promise<void> {
     }
   }
   results['scale'] = sc;
+  // Queries (issue 13): filtered lists over 10,000 and 100,000 tasks, against a status call.
+  const qs: QueryFigures[] = [];
+  for (const n of quick ? [1000] : [10_000, 100_000]) {
+    const f = await queryBench(n, scratch);
+    qs.push(f);
+    printQueryFigures(f, line);
+    if (n >= 10_000) targets.push({ name: `filtered list p99 within +${f.target_ms} ms of a status call at ${n} tasks`, ok: f.met });
+  }
+  results['queries'] = qs;
   if (sc.length >= 2) {
     const first = sc[0]!;
     const last = sc[sc.length - 1]!;

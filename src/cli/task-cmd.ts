@@ -145,29 +145,59 @@ export function registerTaskCommands(cli: Argv): Argv {
     )
     .command(
       'list',
-      'list tasks, newest first',
+      'list tasks, newest first, with filters and paging',
       (y) =>
         y
           .option('workspace', { alias: 'w', type: 'string' })
           .option('status', { type: 'string', array: true, choices: TASK_STATUSES as unknown as string[], describe: 'only tasks in this status (repeatable)' })
           .option('active', { type: 'boolean', describe: 'only tasks still moving or waiting for you: pending, running, awaiting_approval' })
           .option('template', { alias: 't', type: 'string' })
-          .option('limit', { alias: 'n', type: 'number', default: 50 }),
+          .option('label', { alias: 'l', type: 'string', array: true, describe: 'only tasks with this label, key=value (repeatable: all must match)' })
+          .option('since', { type: 'string', describe: 'created at or after: 7d, 12h, 2026-11-01, an ISO time' })
+          .option('until', { type: 'string', describe: 'created before: 7d, 12h, 2026-11-01, an ISO time' })
+          .option('text', { type: 'string', describe: 'a substring of the description, an input or the error (any case)' })
+          .option('limit', { alias: 'n', type: 'number', default: 50, describe: 'at most this many (default 50)' })
+          .option('all', { type: 'boolean', describe: 'every matching task, no limit' })
+          .option('cursor', { type: 'string', describe: 'the next page: the cursor the previous page printed' })
+          .option('with-total', { type: 'boolean', describe: 'with --json: print {tasks, total, next_cursor}' })
+          .example('$0 list --status failed --since 7d --text timeout', "last week's failures that mention a timeout")
+          .example('$0 list -l team=infra --all --json', 'every task labelled team=infra, as JSON'),
       action(async (args, client) => {
-        const list = await client.call('task.list', {
+        let labels: Record<string, string> = {};
+        try {
+          labels = parseLabelArgs(((args['label'] as string[] | undefined) ?? []).map(String));
+        } catch (err) {
+          throw new ClientError('invalid_input', (err as Error).message, 0);
+        }
+        const page = await client.call('task.query', {
           ...(args['workspace'] ? { workspace: String(args['workspace']) } : {}),
           ...statusFilter(args['status'], Boolean(args['active'])),
           ...(args['template'] ? { template: String(args['template']) } : {}),
-          limit: Number(args['limit']),
+          ...(Object.keys(labels).length ? { labels } : {}),
+          ...(args['since'] !== undefined ? { since: String(args['since']) } : {}),
+          ...(args['until'] !== undefined ? { until: String(args['until']) } : {}),
+          ...(args['text'] !== undefined ? { text: String(args['text']) } : {}),
+          ...(args['cursor'] !== undefined ? { cursor: String(args['cursor']) } : {}),
+          ...(args['all'] ? {} : { limit: Number(args['limit']) }),
         });
-        if (args.json) return printJson(list);
-        if (list.length === 0) return void process.stdout.write("no tasks; start one with 'atlas start <template> -w <workspace>'\n");
-        process.stdout.write(
-          table(
-            ['ID', 'STATUS', 'TEMPLATE', 'WORKSPACE', 'STEP', 'CREATED'],
-            list.map((t) => [t.id, statusColor(t.status), t.template, t.workspace, t.waiting_on?.length ? `waiting on ${t.waiting_on.length}` : `${Math.min(t.current_step + 1, t.steps_total)}/${t.steps_total} ${t.current_step_name ?? ''}`.trim(), ago(t.created_at)]),
-          ) + '\n',
-        );
+        const list = page.tasks;
+        if (args.json) {
+          if (args['withTotal']) printJson(page);
+          else printJson(list);
+        } else if (list.length === 0) {
+          process.stdout.write(page.total === 0 ? "no tasks; start one with 'atlas start <template> -w <workspace>'\n" : 'no more tasks\n');
+        } else {
+          process.stdout.write(
+            table(
+              ['ID', 'STATUS', 'TEMPLATE', 'WORKSPACE', 'STEP', 'CREATED'],
+              list.map((t) => [t.id, statusColor(t.status), t.template, t.workspace, t.waiting_on?.length ? `waiting on ${t.waiting_on.length}` : `${Math.min(t.current_step + 1, t.steps_total)}/${t.steps_total} ${t.current_step_name ?? ''}`.trim(), ago(t.created_at)]),
+            ) + '\n',
+          );
+        }
+        if (!(args.json && args['withTotal'])) {
+          const n = new Intl.NumberFormat('en-US');
+          info(c.errDim(`showing ${n.format(list.length)} of ${n.format(page.total)}${page.next_cursor ? `; next page: --cursor ${page.next_cursor}` : ''}`));
+        }
       }),
     )
     .command(

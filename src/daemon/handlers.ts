@@ -13,6 +13,7 @@ import { assertName, assertTaskId } from '../store/names.js';
 import { TASK_STATUSES, TERMINAL_STATUSES, summarize, type TaskRecord, type TaskStatus } from '../store/records.js';
 import type { LogRecord } from '../store/task-log.js';
 import { formatProblem, parseTemplate, TemplateError } from '../templates/loader.js';
+import { parseWhen } from '../util/when.js';
 import { VERSION } from '../version.js';
 import { taskLogs } from './logs-handler.js';
 import type { Handlers } from './rpc-server.js';
@@ -75,7 +76,8 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
     },
     'task.start': async ({ template, template_file, ...rest }) => engine.startTask({ ...rest, template: template ?? '', ...(template_file !== undefined ? { template_file } : {}) }),
     'task.get': async ({ id }) => locate(id),
-    'task.list': async (p) => engine.listTasks(p),
+    'task.list': async (p) => (await engine.queryTasks(withTimes(p))).tasks,
+    'task.query': async (p) => engine.queryTasks(withTimes(p)),
     'task.resume': async ({ id }) => engine.resume(id),
     'task.cancel': async ({ id }) => engine.cancel(id),
     'task.approve': async ({ id }) => engine.approve(id),
@@ -152,5 +154,15 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
       if (q.task_id !== undefined) assertTaskId(q.task_id);
       return listEvents(engine.events, q);
     },
+  };
+}
+
+/** A query with --since/--until read as instants (ISO 8601 UTC), durations counted back from now. */
+function withTimes<Q extends { since?: string | undefined; until?: string | undefined }>(q: Q): Q {
+  const now = new Date();
+  return {
+    ...q,
+    ...(q.since !== undefined ? { since: parseWhen('--since', q.since, now) } : {}),
+    ...(q.until !== undefined ? { until: parseWhen('--until', q.until, now) } : {}),
   };
 }

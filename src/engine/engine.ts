@@ -23,6 +23,7 @@ import { WebhookManager } from '../webhooks/manager.js';
 import type { LogRecord } from '../store/task-log.js';
 import type { IndexScan } from '../store/task-index.js';
 import { idSortKey } from '../store/task-store.js';
+import { runQuery, type QueryPage, type TaskQuery } from '../store/task-query.js';
 import { cleanEnvironment } from '../store/task-env.js';
 import { BUILTIN_DIR, TemplateRegistry, loadTemplateFile } from '../templates/loader.js';
 import type { Template } from '../templates/schema.js';
@@ -233,6 +234,16 @@ export class Engine extends EventEmitter {
     if (this.state === 'created') await this.index.load();
     else await this.index.catchUp?.();
     return this.index.list(filter);
+  }
+
+  /** One page of tasks matching a query, newest first, with the total (DESIGN §13). */
+  async queryTasks(q: TaskQuery): Promise<QueryPage> {
+    if (q.workspace !== undefined) assertName('workspace', q.workspace);
+    if (this.state === 'created') await this.index.load();
+    await this.index.catchUp?.();
+    if (this.index.query) return this.index.query(q);
+    const all = this.index.list({});
+    return runQuery(all.map((summary) => ({ summary, key: idSortKey(summary.id) })), q);
   }
 
   /** Task counts by status. */

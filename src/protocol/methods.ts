@@ -15,6 +15,7 @@ import type { RemoveResult } from '../engine/workspaces.js';
 import type { ArtifactInfo } from '../store/artifacts.js';
 import { TASK_STATUSES, type TaskRecord, type TaskStatus, type TaskSummary, type WorkspaceRecord } from '../store/records.js';
 import type { LogRecord } from '../store/task-log.js';
+import type { QueryPage } from '../store/task-query.js';
 import type { TemplateInfo, TemplateProblem } from '../templates/loader.js';
 import type { Template } from '../templates/schema.js';
 
@@ -105,6 +106,21 @@ export interface DoctorResult extends DoctorReport {
   quarantine_cleared?: QuarantineCleared;
 }
 
+/** `atlas list` filters (DESIGN §13); since/until: ISO dates or durations back from now (7d). */
+const taskQuery = z
+  .object({
+    workspace: name.optional(),
+    status: z.union([status, z.array(status)]).optional(),
+    template: name.optional(),
+    limit: z.number().int().min(1).max(1_000_000).optional(),
+    labels: z.record(z.string().max(64), z.string().max(256)).optional(),
+    since: z.string().min(1).max(100).optional(),
+    until: z.string().min(1).max(100).optional(),
+    text: z.string().min(1).max(1000).optional(),
+    cursor: z.string().min(1).max(400).optional(),
+  })
+  .strict();
+
 // ---- the table --------------------------------------------------------------------
 
 export const METHODS = {
@@ -130,17 +146,9 @@ export const METHODS = {
     result: returns<TaskRecord>(),
   },
   'task.get': { params: taskId, result: returns<TaskRecord>() },
-  'task.list': {
-    params: z
-      .object({
-        workspace: name.optional(),
-        status: z.union([status, z.array(status)]).optional(),
-        template: name.optional(),
-        limit: z.number().int().min(1).max(1_000_000).optional(),
-      })
-      .strict(),
-    result: returns<TaskSummary[]>(),
-  },
+  'task.list': { params: taskQuery, result: returns<TaskSummary[]>() },
+  /** The same filters, one page with its total and the cursor of the next page (DESIGN §13). */
+  'task.query': { params: taskQuery, result: returns<QueryPage>() },
   'task.resume': { params: taskId, result: returns<TaskRecord>() },
   'task.cancel': { params: taskId, result: returns<TaskRecord>() },
   'task.approve': { params: taskId, result: returns<TaskRecord>() },

@@ -155,6 +155,7 @@ export interface TaskSummary {
   created_at: string;
   updated_at: string;
   completed_at: string | null;
+  error: string | null;
   /** Present only when not empty. */
   waiting_on?: string[];
   /** Present only when not empty. */
@@ -177,6 +178,7 @@ export function summarize(task: TaskRecord): TaskSummary {
     created_at: task.created_at,
     updated_at: task.updated_at,
     completed_at: task.completed_at,
+    error: task.error ?? null,
     ...(task.waiting_on?.length ? { waiting_on: task.waiting_on } : {}),
     ...(task.labels && Object.keys(task.labels).length ? { labels: task.labels } : {}),
     ...(task.schedule_fire ? { schedule_fire: task.schedule_fire } : {}),

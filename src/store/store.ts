@@ -22,8 +22,9 @@ import type { RepairResult } from './repair.js';
 import type { LogPage, LogPageOptions } from './log-reader.js';
 import type { LogRecord, ReadLogResult } from './task-log.js';
 import type { IndexScan } from './task-index.js';
+import type { QueryPage, TaskQuery } from './task-query.js';
 
-export type { LogRecord, ReadLogResult, IndexScan, RepairResult, LogPage, LogPageOptions };
+export type { LogRecord, ReadLogResult, IndexScan, RepairResult, LogPage, LogPageOptions, QueryPage, TaskQuery };
 
 export interface TaskFilter {
   workspace?: string;
@@ -129,6 +130,8 @@ export interface StoreIndex {
   unreadableTasks(): Array<{ id: string; workspace: string; error: string }>;
   /** Summaries newest first. */
   list(filter?: TaskFilter): TaskSummary[];
+  /** One page of a query with its total (DESIGN §13); absent, the engine runs the query over list(). */
+  query?(q: TaskQuery): QueryPage;
   /** Picks up changes made behind this process's back; returns how many entries changed. */
   revalidateAll(): number;
   counts(): Record<string, number>;

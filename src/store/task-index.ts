@@ -17,14 +17,17 @@ import { isValidName, isValidTaskId } from './names.js';
 import type { HomePaths } from './paths.js';
 import { summarize, type TaskRecord, type TaskStatus, type TaskSummary } from './records.js';
 import { decodeTask } from './task-codec.js';
+import { runQuery, searchText, type QueryPage, type TaskQuery } from './task-query.js';
 import type { StoreIndex, TaskFilter } from './store.js';
 import { idSortKey } from './task-store.js';
 
-const SNAPSHOT_VERSION = 2;
+const SNAPSHOT_VERSION = 3;
 
 interface Entry {
   summary: TaskSummary;
   sig: string;
+  /** What `list --text` searches (task-query.ts searchText). */
+  text: string;
   /** Sorts like compareIds (newest last). */
   key: string;
 }
@@ -47,8 +50,9 @@ function sigOf(st: fs.Stats): string {
 
 export class TaskIndex implements StoreIndex {
   private readonly entries = new Map<string, Entry>();
-  /** Ids newest first; rebuilt lazily after changes. */
-  private order: string[] | undefined;
+  /** Entries newest first; rebuilt lazily when tasks appear or vanish. An entry that changes
+   *  is updated in place (setEntry), so this array stays valid across checkpoints. */
+  private order: Entry[] | undefined;
   /** tasks/ directory mtime per workspace, as of the last scan. */
   private readonly dirStamp = new Map<string, number>();
   private readonly unreadable = new Map<string, { workspace: string; error: string }>();
@@ -93,7 +97,7 @@ export class TaskIndex implements StoreIndex {
     if (!this.dirty) return;
     this.dirty = false;
     await ensureDir(path.dirname(this.snapshotFile));
-    const snap: Snapshot = { version: SNAPSHOT_VERSION, entries: [...this.entries].map(([id, e]) => [id, { summary: e.summary, sig: e.sig }]) };
+    const snap: Snapshot = { version: SNAPSHOT_VERSION, entries: [...this.entries].map(([id, e]) => [id, { summary: e.summary, sig: e.sig, text: e.text }]) };
     await writeFileDurable(this.snapshotFile, JSON.stringify(snap));
   }
 
@@ -110,12 +114,15 @@ export class TaskIndex implements StoreIndex {
     const key = idSortKey(task.id);
     if (!this.entries.has(task.id)) {
       // A new task is almost always the newest: put it in front instead of sorting again.
+      const entry: Entry = { summary: summarize(task), sig, key, text: searchText(task) };
+      this.entries.set(task.id, entry);
       const first = this.order?.[0];
-      if (this.order && (first === undefined || (this.entries.get(first)?.key ?? '') < key)) this.order.unshift(task.id);
+      if (this.order && (first === undefined || first.key < key)) this.order.unshift(entry);
       else this.order = undefined;
       this.noteOwnDirChange(task.workspace);
+    } else {
+      this.setEntry(task.id, { summary: summarize(task), sig, key, text: searchText(task) });
     }
-    this.entries.set(task.id, { summary: summarize(task), sig, key });
     this.unreadable.delete(task.id);
     this.dirty = true;
   }
@@ -134,25 +141,18 @@ export class TaskIndex implements StoreIndex {
 
   /** Summaries newest first, after picking up any change made behind our back. */
   list(filter: TaskFilter = {}): TaskSummary[] {
-    this.refresh(filter.workspace);
-    const statuses = filter.status === undefined ? undefined : new Set<TaskStatus>(Array.isArray(filter.status) ? filter.status : [filter.status]);
-    const out: TaskSummary[] = [];
-    for (const id of this.ordered()) {
-      const matches = (s: TaskSummary) =>
-        (filter.workspace === undefined || s.workspace === filter.workspace) &&
-        (!statuses || statuses.has(s.status)) &&
-        (filter.template === undefined || s.template === filter.template);
-      const cached = this.entries.get(id)?.summary;
-      if (!cached || !matches(cached)) continue;
-      // What is returned is checked against its file (one stat): a task.json replaced in place
-      // behind our back (a backup copied over it) is re-read before it is shown. Changes that
-      // make a task newly match a filter are caught by revalidateAll().
-      const s = this.verified(id);
-      if (!s || !matches(s)) continue;
-      out.push(s);
-      if (filter.limit !== undefined && out.length >= filter.limit) break;
-    }
-    return out;
+    return this.query(filter).tasks;
+  }
+
+  /**
+   * One page of a query (task-query.ts), with the total. What is returned is checked against
+   * its file (one stat): a task.json replaced in place behind our back (a backup copied over
+   * it) is re-read before it is shown. Changes that make a task newly match a filter are
+   * caught by revalidateAll().
+   */
+  query(q: TaskQuery): QueryPage {
+    this.refresh(q.workspace);
+    return runQuery(this.ordered(), q, (e) => (this.verified(e.summary.id) ? this.entries.get(e.summary.id) : undefined));
   }
 
   /** The entry's summary, re-read first if its task.json changed since it was indexed. */
@@ -170,8 +170,8 @@ export class TaskIndex implements StoreIndex {
     if (sig === e.sig) return e.summary;
     try {
       const task = decodeTask(fs.readFileSync(file, 'utf8'), file);
-      const fresh = { summary: summarize(task), sig, key: e.key };
-      this.entries.set(id, fresh);
+      const fresh = { summary: summarize(task), sig, key: e.key, text: searchText(task) };
+      this.setEntry(id, fresh);
       this.dirty = true;
       return fresh.summary;
     } catch {
@@ -274,14 +274,14 @@ export class TaskIndex implements StoreIndex {
       const sig = sigOf(st);
       if (known && known.sig === sig && known.summary.workspace === ws) {
         if (!this.entries.has(id)) this.order = undefined;
-        this.entries.set(id, known);
+        this.setEntry(id, known);
         continue;
       }
       scan.read++;
       try {
         const task = decodeTask(fs.readFileSync(file, 'utf8'), file);
         if (!this.entries.has(id)) this.order = undefined;
-        this.entries.set(id, { summary: summarize(task), sig, key: idSortKey(id) });
+        this.setEntry(id, { summary: summarize(task), sig, key: idSortKey(id), text: searchText(task) });
         this.unreadable.delete(id);
       } catch (err) {
         this.markUnreadable(id, ws, (err as Error).message);
@@ -289,7 +289,7 @@ export class TaskIndex implements StoreIndex {
         try {
           const bak = decodeTask(fs.readFileSync(`${dir}/${id}/task.json.bak`, 'utf8'), file);
           if (!this.entries.has(id)) this.order = undefined;
-          this.entries.set(id, { summary: summarize(bak), sig, key: idSortKey(id) });
+          this.setEntry(id, { summary: summarize(bak), sig, key: idSortKey(id), text: searchText(bak) });
         } catch {
           if (this.entries.delete(id)) this.order = undefined;
         }
@@ -303,11 +303,25 @@ export class TaskIndex implements StoreIndex {
     this.unreadable.set(id, { workspace: ws, error });
   }
 
-  private ordered(): string[] {
+  /** Stores an entry, updating the existing object in place so `order` stays valid. */
+  private setEntry(id: string, e: Entry): void {
+    const cur = this.entries.get(id);
+    if (!cur) {
+      this.entries.set(id, e);
+      return;
+    }
+    if (cur === e) return;
+    cur.summary = e.summary;
+    cur.sig = e.sig;
+    cur.key = e.key;
+    cur.text = e.text;
+  }
+
+  private ordered(): Entry[] {
     if (!this.order) {
-      const all = [...this.entries.values()].map((e) => [e.key, e.summary.id] as const);
-      all.sort((a, b) => (a[0] < b[0] ? 1 : a[0] > b[0] ? -1 : 0));
-      this.order = all.map((x) => x[1]);
+      const all = [...this.entries.values()];
+      all.sort((a, b) => (a.key < b.key ? 1 : a.key > b.key ? -1 : 0));
+      this.order = all;
     }
     return this.order;
   }

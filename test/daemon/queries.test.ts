@@ -1,0 +1,164 @@
+// Queries (DESIGN §13): every `atlas list` filter, alone and combined, run by a real daemon
+// over a generated history of 3,000 tasks and compared with a brute-force filter of the same
+// records; totals; paging through everything with --cursor yields each task exactly once
+// while new tasks are being created; the CLI prints "showing N of M" and --with-total.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { generateHistory, writeHistory } from '../../scripts/history.js';
+import type { AtlasClient } from '../../src/client/client.js';
+import type { TaskRecord, TaskStatus, TaskSummary } from '../../src/store/records.js';
+import { TestHome, expectExit, parseStdout } from '../helpers/daemon.js';
+import { TEMPLATES } from '../helpers/templates.js';
+
+const N = 3000;
+const DAY = 86_400_000;
+
+interface Q {
+  workspace?: string;
+  status?: TaskStatus[];
+  template?: string;
+  labels?: Record<string, string>;
+  since?: string;
+  until?: string;
+  text?: string;
+}
+
+/** The brute-force reading of a query, written independently of src/store/task-query.ts. */
+function brute(all: readonly TaskRecord[], q: Q, sinceIso?: string, untilIso?: string): string[] {
+  const out = all.filter((t) => {
+    if (q.workspace && t.workspace !== q.workspace) return false;
+    if (q.status && !q.status.includes(t.status)) return false;
+    if (q.template && t.template !== q.template) return false;
+    for (const [k, v] of Object.entries(q.labels ?? {})) if ((t.labels ?? {})[k] !== v) return false;
+    if (sinceIso && Date.parse(t.created_at) < Date.parse(sinceIso)) return false;
+    if (untilIso && Date.parse(t.created_at) >= Date.parse(untilIso)) return false;
+    if (q.text) {
+      const needle = q.text.toLowerCase();
+      const fields = [t.description, ...Object.entries(t.inputs).map(([k, v]) => `${k}=${v}`), t.error ?? ''];
+      if (!fields.some((f) => f.toLowerCase().includes(needle))) return false;
+    }
+    return true;
+  });
+  return out.map((t) => t.id).sort().reverse();
+}
+
+describe('queries over a generated history', () => {
+  let h: TestHome;
+  let client: AtlasClient;
+  let history: TaskRecord[];
+  const newest = new Date(Date.now() - 60_000);
+
+  before(async () => {
+    h = new TestHome({ templates: ['quick'] });
+    void TEMPLATES;
+    // 3,000 tasks, one every 15 minutes: about a month back from now.
+    history = generateHistory({ n: N, newest, spacingMs: 15 * 60_000, seed: 7 });
+    writeHistory(h.home, history);
+    await h.startDaemon();
+    client = await h.client();
+  });
+  after(async () => {
+    client?.close();
+    await h.dispose();
+  });
+
+  const list = async (q: Record<string, unknown>) => (await client.call('task.list', q as never)) as TaskSummary[];
+  const page = async (q: Record<string, unknown>) => (await client.call('task.query', q as never)) as { tasks: TaskSummary[]; total: number; next_cursor: string | null };
+
+  const day = (offsetDays: number) => new Date(newest.getTime() - offsetDays * DAY).toISOString().slice(0, 10);
+  const cases: Array<[string, Q]> = [
+    ['everything', {}],
+    ['one status', { status: ['failed'] }],
+    ['several statuses', { status: ['failed', 'ci_timeout', 'interrupted'] }],
+    ['workspace', { workspace: 'ws3' }],
+    ['template', { template: 'release' }],
+    ['one label', { labels: { team: 'infra' } }],
+    ['two labels', { labels: { team: 'web', env: 'prod' } }],
+    ['a label nobody has', { labels: { team: 'nobody' } }],
+    ['since a date', { since: day(10) }],
+    ['until a date', { until: day(20) }],
+    ['between two dates', { since: day(12), until: day(5) }],
+    ['since an ISO time', { since: new Date(newest.getTime() - 3.3 * DAY).toISOString() }],
+    ['text in an input, other case', { text: 'FOXTROT' }],
+    ['text in the error', { text: 'timeout' }],
+    ['text in the description', { text: 'task 1234' }],
+    ['text in an input name=value', { text: 'ticket=t-42' }],
+    ['everything combined', { status: ['failed', 'ci_timeout'], labels: { team: 'data' }, since: day(25), text: 'timed out', template: 'demo' }],
+  ];
+
+  test('each filter matches a brute-force filter of the same records, with its total', async () => {
+    for (const [what, q] of cases) {
+      const sinceIso = q.since && (q.since.length === 10 ? `${q.since}T00:00:00.000Z` : q.since);
+      const untilIso = q.until && (q.until.length === 10 ? `${q.until}T00:00:00.000Z` : q.until);
+      const expected = brute(history, q, sinceIso, untilIso);
+      assert.ok(what === 'a label nobody has' || expected.length > 0, `${what}: the generated history has no match, so the case tests nothing`);
+      assert.ok(what === 'everything' || expected.length < N, `${what}: matches everything, so it filters nothing`);
+      const all = await list({ ...q });
+      assert.deepEqual(all.map((t) => t.id), expected, `${what}: the ids differ`);
+      const first = await page({ ...q, limit: 50 });
+      assert.equal(first.total, expected.length, `${what}: total`);
+      assert.deepEqual(first.tasks.map((t) => t.id), expected.slice(0, 50), `${what}: first page`);
+      assert.equal(first.next_cursor === null, expected.length <= 50, `${what}: next_cursor`);
+    }
+  });
+
+  test('--since 7d: a duration back from the daemon\'s now', async () => {
+    const before = Date.now();
+    const got = (await list({ since: '7d', status: ['completed'] })).map((t) => t.id);
+    const after = Date.now();
+    const a = brute(history, { status: ['completed'] }, new Date(before - 7 * DAY).toISOString());
+    const b = brute(history, { status: ['completed'] }, new Date(after - 7 * DAY).toISOString());
+    assert.ok(a.length > 50 && a.length < N / 2);
+    assert.ok(JSON.stringify(got) === JSON.stringify(a) || JSON.stringify(got) === JSON.stringify(b), 'matches the brute force at a now between the call and its answer');
+  });
+
+  test('bad dates and cursors are refused with the option named', async () => {
+    await assert.rejects(list({ since: 'last tuesday' }), /--since "last tuesday": expected a duration/);
+    await assert.rejects(list({ until: '2026-13-45' }), /--until/);
+    await assert.rejects(list({ cursor: 'not-a-cursor!' }), /not a cursor/);
+  });
+
+  test('paging with --cursor yields every task exactly once while new tasks are created', async () => {
+    const c = await h.client();
+    const dirs = await h.createWorkspaces(['live']);
+    void dirs;
+    const at = new Set((await list({})).map((t) => t.id));
+    const seen: string[] = [];
+    const created: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    for (;;) {
+      const p = await page({ limit: 97, ...(cursor ? { cursor } : {}) });
+      seen.push(...p.tasks.map((t) => t.id));
+      pages++;
+      // New tasks keep arriving between pages.
+      created.push(((await c.call('task.start', { template: 'quick', workspace: 'live' })) as TaskRecord).id);
+      if (!p.next_cursor) break;
+      cursor = p.next_cursor;
+      assert.ok(pages < 100, 'paging does not end');
+    }
+    c.close();
+    assert.equal(new Set(seen).size, seen.length, 'a task was listed twice');
+    assert.deepEqual([...seen].sort(), [...at].sort(), 'pages hold exactly the tasks there were at the start');
+    assert.ok(pages >= Math.ceil(N / 97));
+    for (const id of created) await h.waitSettled(id);
+  });
+
+  test('the CLI: "showing 50 of N" on stderr, --json an array, --json --with-total an object', async () => {
+    const failed = brute(history, { status: ['failed'] }).length;
+    const r = expectExit(await h.cli(['list', '--status', 'failed']), 0);
+    assert.match(r.stderr, new RegExp(`showing 50 of ${new Intl.NumberFormat('en-US').format(failed)}; next page: --cursor \\S+`));
+    assert.equal(r.stdout.trim().split('\n').length, 51);
+    const arr = parseStdout<TaskSummary[]>(expectExit(await h.cli(['list', '--json', '-l', 'team=infra', '--status', 'failed', '--status', 'rejected', '-n', '5']), 0));
+    assert.equal(arr.length, 5);
+    for (const t of arr) {
+      assert.equal(t.labels?.['team'], 'infra');
+      assert.ok(t.status === 'failed' || t.status === 'rejected');
+    }
+    const obj = parseStdout<{ tasks: TaskSummary[]; total: number; next_cursor: string | null }>(expectExit(await h.cli(['list', '--json', '--with-total', '--text', 'timeout', '--all']), 0));
+    assert.equal(obj.total, brute(history, { text: 'timeout' }).length);
+    assert.equal(obj.tasks.length, obj.total);
+    assert.equal(obj.next_cursor, null);
+    expectExit(await h.cli(['list', '--since', 'yesterday-ish']), 2);
+  });
+});
