@@ -15,20 +15,25 @@ import type { RunningTask } from '../daemon/running-tasks.js';
 export function registerDaemonCommands(cli: Argv): Argv {
   return cli.command('daemon <action>', 'start, stop or inspect the background daemon', (y) =>
     y
-      .positional('action', { choices: ['start', 'stop', 'status', 'run', 'install-service'] as const, describe: 'what to do' })
+      .positional('action', { choices: ['start', 'stop', 'restart', 'status', 'run', 'install-service'] as const, describe: 'what to do' })
       .option('timeout', { type: 'string', describe: 'stop: grace period for running steps (e.g. 10s)', default: '10s' })
+      .option('detach', { type: 'boolean', describe: 'stop: leave running steps running (the next daemon re-attaches to them)', default: false })
       .option('quiet', { type: 'boolean', describe: 'run: log only to logs/daemon.log', default: false })
       .option('print', { type: 'boolean', describe: 'install-service: print the unit instead of writing it', default: false })
       .example('$0 daemon start', 'start the daemon in the background')
       .example('$0 daemon status --json', 'pid, version, uptime and tasks by status'),
     async (a) => {
-      const args = a as unknown as GlobalArgs & { action: string; timeout: string; quiet: boolean; print: boolean };
+      const args = a as unknown as GlobalArgs & { action: string; timeout: string; quiet: boolean; print: boolean; detach: boolean };
       try {
         switch (args.action) {
           case 'start':
             return await start(args);
           case 'stop':
             return await stop(args);
+          case 'restart':
+            // Running steps keep running; the new daemon re-attaches to them.
+            await stop({ ...args, detach: true, json: false, quietStop: true });
+            return await start(args);
           case 'status':
             return await status(args);
           case 'run':
@@ -69,7 +74,7 @@ async function warnUnsupervised(home: string, pid: number): Promise<void> {
   warn(`${unit.file} is installed for this home, but the daemon running (pid ${pid}) was started by hand, so ${unit.kind} does not restart it after a crash; hand it over with: atlas daemon stop && ${unit.start}`);
 }
 
-async function stop(args: GlobalArgs & { timeout: string }): Promise<void> {
+async function stop(args: GlobalArgs & { timeout: string; detach: boolean; quietStop?: boolean }): Promise<void> {
   const home = homeOf(args);
   const grace = parseDuration(args.timeout);
   if (grace === undefined) throw new AtlasError('invalid_input', `--timeout: expected a duration such as 10s, got ${args.timeout}`);
@@ -84,14 +89,15 @@ async function stop(args: GlobalArgs & { timeout: string }): Promise<void> {
     }
     throw err;
   }
-  const r = await client.call('daemon.stop', { timeout_ms: grace });
+  const r = await client.call('daemon.stop', { timeout_ms: grace, detach: args.detach });
   // The daemon closes our connection when it stops listening; then wait for the process to go.
   await client.closed;
   const deadline = Date.now() + grace + 20_000;
   while (Date.now() < deadline && alive(r.pid)) await new Promise((res) => setTimeout(res, 50));
   if (alive(r.pid)) throw new AtlasError('internal', `the daemon (pid ${r.pid}) did not stop in time`);
-  if (args.json) printJson({ stopped: true, pid: r.pid });
-  else process.stdout.write(`stopped the atlas daemon (pid ${r.pid})\n`);
+  if (args.quietStop) info(`atlas: stopped the daemon (pid ${r.pid}); running steps keep running`);
+  else if (args.json) printJson({ stopped: true, pid: r.pid, detached: args.detach });
+  else process.stdout.write(`stopped the atlas daemon (pid ${r.pid})${args.detach ? '; running steps keep running' : ''}\n`);
 }
 
 function alive(pid: number): boolean {

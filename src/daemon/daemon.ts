@@ -107,7 +107,7 @@ export class Daemon {
         socket: this.socketPath,
         startedAt: Date.now(),
         recovery: report,
-        stop: (t) => void this.stop(t),
+        stop: (t, detach) => void this.stop(t, detach),
         httpLogin: (listen) => http.login(listen),
       });
       this.server = new RpcServer(handlers, this.log);
@@ -123,19 +123,22 @@ export class Daemon {
     }
   }
 
-  /** Drains and stops. A second call while draining skips the grace period. */
-  stop(graceMs?: number): Promise<void> {
+  /**
+   * Drains and stops. A second call while draining skips the grace period. With `detach`,
+   * running steps are left running for the next daemon to re-attach (a restart).
+   */
+  stop(graceMs?: number, detach = false): Promise<void> {
     if (this.stopping) {
       this.log.info('second stop request: stopping running steps now');
       void this.engine?.shutdown(0);
       return this.stopping;
     }
     this.state = 'draining';
-    this.log.info({ grace_ms: graceMs ?? this.graceMs }, 'stopping');
+    this.log.info({ grace_ms: graceMs ?? this.graceMs, detach }, detach ? 'stopping; running steps keep running' : 'stopping');
     this.stopping = (async () => {
       await this.server?.close().catch(() => undefined);
       await this.http?.close();
-      await this.engine?.shutdown(graceMs ?? this.graceMs).catch((err: unknown) => this.log.error({ err }, 'engine shutdown failed'));
+      await this.engine?.shutdown(graceMs ?? this.graceMs, { detach }).catch((err: unknown) => this.log.error({ err }, 'engine shutdown failed'));
       await this.cleanup();
       this.state = 'stopped';
       this.log.info('stopped');

@@ -27,7 +27,7 @@ export interface DaemonInfo {
   startedAt: number;
   /** What recovery did when this daemon started. */
   recovery?: RecoveryReport;
-  stop(timeoutMs: number | undefined): void;
+  stop(timeoutMs: number | undefined, detach?: boolean): void;
   /** A one-time dashboard login URL; turns the HTTP listener on if it is off. */
   httpLogin(listen: string | undefined): Promise<LoginResult>;
 }
@@ -70,8 +70,8 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
         running: await runningTasks(engine),
       };
     },
-    'daemon.stop': async ({ timeout_ms }) => {
-      setImmediate(() => info.stop(timeout_ms));
+    'daemon.stop': async ({ timeout_ms, detach }) => {
+      setImmediate(() => info.stop(timeout_ms, detach === true));
       return { stopping: true, pid: process.pid };
     },
     'task.start': async ({ template, template_file, ...rest }) => engine.startTask({ ...rest, template: template ?? '', ...(template_file !== undefined ? { template_file } : {}) }),

@@ -20,7 +20,7 @@ import { claimTasks, daemonLockKey, deadOwners, heartbeat, lastRunHere, leaseHol
 import type { PgStore } from '../store/pg/pg-store.js';
 import { decodeTask } from '../store/task-codec.js';
 import { VERSION } from '../version.js';
-import { killLeftover } from './recovery.js';
+import { killLeftover } from './reattach.js';
 
 export interface ClusterHooks {
   /** Slots free for new tasks on this daemon. */

@@ -29,8 +29,10 @@ import { BUILTIN_DIR, TemplateRegistry, loadTemplateFile } from '../templates/lo
 import type { Template } from '../templates/schema.js';
 import { checkDurationInputs, newStepState, resolveInputs } from './new-task.js';
 import { PgStore } from '../store/pg/pg-store.js';
+import { spawner } from '../steps/spawner.js';
 import { Cluster } from './cluster.js';
-import { killLeftover, recoverTasks, type RecoveryReport } from './recovery.js';
+import { killLeftover } from './reattach.js';
+import { recoverTasks, type RecoveryReport } from './recovery.js';
 import { runTask, type StopReason } from './runner.js';
 import { Scheduler, type QueueEntry } from './scheduler.js';
 import { RESUMABLE_FROM, transition } from './transitions.js';
@@ -433,12 +435,16 @@ export class Engine extends EventEmitter {
    * stopped (their process groups killed) and their tasks stay checkpointed as they stand,
    * for the next start to resume. Calling it again skips the grace period.
    */
-  async shutdown(graceMs = 10_000): Promise<void> {
+  async shutdown(graceMs = 10_000, opts: { detach?: boolean } = {}): Promise<void> {
     if (this.state === 'stopped') return;
     if (this.state === 'draining') {
       this.abortAll();
       return;
     }
+    // Detach: running steps keep running (their output goes to files, their gate records the
+    // exit status) and the next daemon re-attaches to them; nothing waits for them here.
+    if (opts.detach) graceMs = 0;
+    if (opts.detach) for (const a of this.active.values()) a.reason ??= 'detach';
     this.state = 'draining';
     this.scheduler.pause();
     this.cluster?.pauseClaims();
@@ -459,6 +465,7 @@ export class Engine extends EventEmitter {
     await this.webhooks.stop().catch(() => undefined);
     await this.events.store.close().catch(() => undefined);
     await this.store.close();
+    spawner.close();
     this.state = 'stopped';
   }
 
@@ -727,7 +734,7 @@ export class Engine extends EventEmitter {
     store.db.onLeaseLost((l) => this.stopLost(l.id));
     this.cluster = cluster;
     const { killed_groups } = await cluster.start();
-    return { tasks_seen: seen, requeued: [], rerun: [], paused: [], killed_groups, swept_temp_files: 0, unreadable: [], repaired: [], duration_ms: Math.round(performance.now() - started) };
+    return { tasks_seen: seen, requeued: [], rerun: [], paused: [], reattached: [], killed_groups, swept_temp_files: 0, unreadable: [], repaired: [], duration_ms: Math.round(performance.now() - started) };
   }
 
   /** Another daemon holds the task now: its step's tree is killed and nothing more is written. */

@@ -1,6 +1,8 @@
 // Crash recovery at start (DESIGN §6). For every task that is not finished:
 //   pending  -> queued again, in its original order;
-//   running with a step that started and did not finish -> the step's leftover process tree
+//   running with a step whose process still lives, or ended while no daemon ran and left its
+//     exit status -> queued; the runner re-attaches to it (no re-run);
+//   running with a step that started and did not finish otherwise -> the step's leftover process tree
 //     is killed (pid checked against its start time, so a reused pid is never hit), then
 //     the step re-runs as a new attempt, or with on_interrupt: pause the task becomes
 //     interrupted;
@@ -14,8 +16,7 @@ import type { RepairResult } from '../store/repair.js';
 import type { Store, StoreIndex } from '../store/store.js';
 import type { IndexScan } from '../store/task-index.js';
 import { compareIds } from '../store/task-store.js';
-import { killLeftoverGroup } from '../steps/process.js';
-import { pidAlive, processGroupAlive, sameProcessAlive } from '../util/proc.js';
+import { killLeftover, reattachable } from './reattach.js';
 import { transition } from './transitions.js';
 
 export interface RecoveryReport {
@@ -23,6 +24,8 @@ export interface RecoveryReport {
   requeued: string[];
   rerun: string[];
   paused: string[];
+  /** Tasks whose running step is re-attached (its process lives, or its status was left). */
+  reattached: string[];
   killed_groups: number;
   swept_temp_files: number;
   unreadable: Array<{ id: string; error: string }>;
@@ -49,7 +52,7 @@ export interface RecoveryResult {
 
 export async function recoverTasks(ctx: RecoveryContext, scan: IndexScan): Promise<RecoveryResult> {
   const started = performance.now();
-  const report: RecoveryReport = { tasks_seen: scan.tasks, requeued: [], rerun: [], paused: [], killed_groups: 0, swept_temp_files: 0, unreadable: [], repaired: [], duration_ms: 0 };
+  const report: RecoveryReport = { tasks_seen: scan.tasks, requeued: [], rerun: [], paused: [], reattached: [], killed_groups: 0, swept_temp_files: 0, unreadable: [], repaired: [], duration_ms: 0 };
   // Only unfinished tasks (and unreadable ones) need recovery; the index found them without reading the rest.
   const candidates = new Map<string, string>();
   for (const t of ctx.index.list({ status: ['pending', 'running'] })) candidates.set(t.id, t.workspace);
@@ -78,6 +81,13 @@ export async function recoverTasks(ctx: RecoveryContext, scan: IndexScan): Promi
       toQueue.push(task);
       continue;
     }
+    if (step.process && reattachable(step, ctx.store.paths.taskDir(workspace, id))) {
+      // Its process outlived the daemon, or ended while none ran and left its status: the
+      // runner re-attaches to it (or records its result) instead of running it again.
+      report.reattached.push(id);
+      toQueue.push(task);
+      continue;
+    }
     if (step.process && (await killLeftover(step, ctx.killGraceMs))) report.killed_groups++;
     const policy = (step.definition as { on_interrupt?: string }).on_interrupt ?? 'rerun';
     if (policy === 'rerun') {
@@ -95,7 +105,7 @@ export async function recoverTasks(ctx: RecoveryContext, scan: IndexScan): Promi
   // Queue in the original order; the scheduler applies priority on top.
   toQueue.sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : compareIds(a.id, b.id)));
   report.duration_ms = Math.round(performance.now() - started);
-  ctx.log?.info({ recovery: { ...report, requeued: report.requeued.length, rerun: report.rerun.length } }, 'recovery finished');
+  ctx.log?.info({ recovery: { ...report, requeued: report.requeued.length, rerun: report.rerun.length, reattached: report.reattached.length } }, 'recovery finished');
   return { report, toQueue, candidates };
 }
 
@@ -143,15 +153,4 @@ async function readOrRepair(ctx: RecoveryContext, workspace: string, id: string,
   ctx.log?.warn({ task: id, repair: fixed }, `task ${id}: ${fixed.problem ?? 'unreadable'}; ${fixed.action.replace(/_/g, ' ')}`);
   if (fixed.action === 'quarantined') throw new AtlasError('corrupt', `task ${id} could not be recovered and was moved to ${fixed.quarantined_to}`);
   return (await ctx.store.tasks.readTaskAt(workspace, id)).task;
-}
-
-/** Kills a step's leftover process group from an earlier process, if it is still ours. */
-export async function killLeftover(step: StepState, graceMs: number): Promise<boolean> {
-  const p = step.process;
-  if (!p) return false;
-  // A pid is never reused while its process group lives, so a live group whose leader is
-  // gone is still ours; a live leader must also match the recorded start time.
-  const ours = sameProcessAlive(p.pid, p.start_ticks) || (!pidAlive(p.pid) && processGroupAlive(p.pgid));
-  if (!ours) return false;
-  return killLeftoverGroup(p.pgid, graceMs);
 }

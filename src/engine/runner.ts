@@ -15,20 +15,22 @@
 import path from 'node:path';
 import type { Config } from '../config/config.js';
 import { retryPolicy } from '../config/config.js';
-import { isAtlasError, storageError } from '../errors.js';
-import type { StepResult, StepState, TaskRecord, TaskStatus } from '../store/records.js';
-import type { ArtifactStream, Store } from '../store/store.js';
-import { Tail } from '../steps/capture.js';
-import type { StepContext, StepOutcome } from '../steps/executor.js';
-import type { StreamName } from '../steps/process.js';
+import { isAtlasError } from '../errors.js';
+import type { StepProcess, StepResult, StepState, TaskRecord, TaskStatus } from '../store/records.js';
+import type { Store } from '../store/store.js';
+import { attemptFiles, ensureRunDir, filesAt, removeAttemptFiles } from '../steps/attempt-files.js';
+import type { AttemptRun, StepContext, StepOutcome } from '../steps/executor.js';
 import { sleep } from '../steps/process.js';
+import { AttemptOutput, resumePoint, type OutputResume } from './attempt-output.js';
+import { killLeftover, reattachable } from './reattach.js';
 import { EXECUTORS } from '../steps/registry.js';
 import { parseDuration, type StepSpec } from '../templates/schema.js';
 import { inputEnvName, interpolate, lastRejectReason } from './interpolate.js';
 import { transition } from './transitions.js';
 
-/** cancel: the user's; shutdown: the daemon drains; lease_lost: another daemon took the task (write nothing). */
-export type StopReason = 'cancel' | 'shutdown' | 'lease_lost';
+/** cancel: the user's; shutdown: the daemon drains; lease_lost: another daemon took the task (write nothing);
+ *  detach: the daemon restarts and leaves running steps running, for the next one to re-attach. */
+export type StopReason = 'cancel' | 'shutdown' | 'lease_lost' | 'detach';
 
 export interface RunnerHooks {
   /** Called after every checkpoint with the task as written. */
@@ -58,10 +60,17 @@ export async function runTask(task: TaskRecord, rc: RunContext): Promise<RunEnd>
   // logSync: the attempt's log records are made durable with the checkpoint (a step's end).
   // durable false: the pre-spawn record, which only has to outlive a crash of this process
   // (a power cut takes the step's processes with it; the step then simply runs again).
+  const taskDir = store.paths.taskDir(task.workspace, task.id);
+  // An attempt's run files (output, exit status) go once its result is durable.
+  const finished: string[] = [];
   const checkpoint = async (logSync = false, durable = true) => {
     if (logSync) await Promise.all([store.tasks.checkpoint(task), store.syncLog(task.workspace, task.id)]);
     else await store.tasks.checkpoint(task, { durable });
     rc.hooks.onCheckpoint(task);
+    if (logSync) for (const base of finished.splice(0)) removeAttemptFiles(taskDir, base);
+  };
+  const attemptDone = (proc: StepProcess | null) => {
+    if (proc?.run) finished.push(proc.run);
   };
   const log = (record: Record<string, unknown> & { event: string }) => {
     store.appendLog(task.workspace, task.id, record);
@@ -87,12 +96,19 @@ export async function runTask(task: TaskRecord, rc: RunContext): Promise<RunEnd>
       task.current_step++;
       continue;
     }
+    let attach: StepProcess | undefined;
     if (step.status === 'running') {
-      // The previous attempt was cut off by a crash or a stop: it re-runs as a new attempt.
-      task.step_results.push(resultOf(step, index, outcomeInterrupted(), step.started_at ?? new Date().toISOString(), null));
-      log({ event: 'step_interrupted', step: step.name, step_index: index, attempt: step.attempts });
+      if (step.process && reattachable(step, taskDir)) {
+        // Its process outlived the daemon (or ended while none ran and left its status): re-attach.
+        attach = step.process;
+        log({ event: 'step_reattached', step: step.name, step_index: index, attempt: step.attempts, pid: attach.pid });
+      } else {
+        // The previous attempt was cut off by a crash or a stop: it re-runs as a new attempt.
+        const end = await interrupted(task, index, step, rc, checkpoint, log, move, attemptDone);
+        if (end !== 'next') return end === 'stopped' ? 'stopped' : 'settled';
+      }
     }
-    const end = await runStep(task, index, step, rc, checkpoint, log, move);
+    const end = await runStep(task, index, step, rc, checkpoint, log, move, attemptDone, attach);
     if (end !== 'next') return end === 'stopped' ? 'stopped' : 'settled';
   }
   if (task.status === 'running') {
@@ -113,25 +129,65 @@ async function stopped(rc: RunContext, checkpoint: Checkpoint, move: Move): Prom
   return 'settled';
 }
 
-async function runStep(task: TaskRecord, index: number, step: StepState, rc: RunContext, checkpoint: Checkpoint, log: Log, move: Move): Promise<'next' | 'settled' | 'stopped'> {
+/**
+ * A running step whose process cannot be re-attached (the daemon stopped it, the machine
+ * rebooted, or it ended without a status): its leftover tree is killed and the attempt is
+ * recorded as interrupted; then it re-runs as a new attempt, or with on_interrupt: pause the
+ * task stops as interrupted.
+ */
+async function interrupted(task: TaskRecord, index: number, step: StepState, rc: RunContext, checkpoint: Checkpoint, log: Log, move: Move, attemptDone: AttemptDone): Promise<'next' | 'settled' | 'stopped'> {
+  if (step.process) await killLeftover(step, rc.config.kill_grace_ms);
+  attemptDone(step.process);
+  task.step_results.push(resultOf(step, index, outcomeInterrupted(), step.started_at ?? new Date().toISOString(), null));
+  log({ event: 'step_interrupted', step: step.name, step_index: index, attempt: step.attempts });
+  if (((step.definition as { on_interrupt?: string }).on_interrupt ?? 'rerun') !== 'pause') return 'next';
+  step.status = 'pending';
+  step.process = null;
+  move('interrupted', `step ${step.name} was interrupted and has on_interrupt: pause; resume it when it is safe`);
+  await checkpoint(true);
+  return 'settled';
+}
+
+type AttemptDone = (proc: StepProcess | null) => void;
+
+async function runStep(
+  task: TaskRecord,
+  index: number,
+  step: StepState,
+  rc: RunContext,
+  checkpoint: Checkpoint,
+  log: Log,
+  move: Move,
+  attemptDone: AttemptDone,
+  attachTo?: StepProcess,
+): Promise<'next' | 'settled' | 'stopped'> {
   const spec = step.definition as unknown as StepSpec;
   const policy = retryPolicy(spec.retries, rc.config.retries);
+  const taskDir = rc.store.paths.taskDir(task.workspace, task.id);
+  let attach = attachTo;
   for (;;) {
-    const attempt = step.attempts + 1;
-    const startedAt = new Date().toISOString();
-    step.status = 'running';
-    step.attempts = attempt;
-    step.started_at = startedAt;
-    step.completed_at = null;
-    step.error = null;
-    step.process = null;
-    step.next_attempt_at = null;
-    log({ event: 'step_started', step: step.name, step_index: index, attempt, type: step.type });
-
-    const output = new AttemptOutput(task, step, index, attempt, rc, log);
+    let resume: OutputResume | undefined;
+    if (attach) {
+      resume = resumePoint(rc.store.paths.taskLog(task.workspace, task.id), index, step.attempts);
+    } else {
+      step.status = 'running';
+      step.attempts += 1;
+      step.started_at = new Date().toISOString();
+      step.completed_at = null;
+      step.error = null;
+      step.process = null;
+      step.next_attempt_at = null;
+      log({ event: 'step_started', step: step.name, step_index: index, attempt: step.attempts, type: step.type });
+    }
+    const attempt = step.attempts;
+    const startedAt = step.started_at ?? new Date().toISOString();
+    const files = attach?.run ? filesAt(taskDir, attach.run) : attemptFiles(taskDir, index, attempt);
+    const output = new AttemptOutput(step, index, attempt, rc.config.output_cap, rc.store.artifacts(task.workspace, task.id), log, resume);
     let outcome: StepOutcome;
+    const run: AttemptRun = { files, next: 0, attach, offsets: resume?.offsets, detaching: () => rc.stopReason() === 'detach', cpuMs: null };
     try {
-      outcome = await EXECUTORS[spec.type as keyof typeof EXECUTORS].run(makeContext(task, index, step, spec, attempt, rc, checkpoint, output));
+      if (!attach) ensureRunDir(taskDir);
+      outcome = await EXECUTORS[spec.type as keyof typeof EXECUTORS].run(makeContext(task, index, step, spec, attempt, rc, checkpoint, output, run));
     } catch (err) {
       if (isAtlasError(err, 'conflict') || isAtlasError(err, 'storage')) {
         output.close();
@@ -139,14 +195,30 @@ async function runStep(task: TaskRecord, index: number, step: StepState, rc: Run
       }
       outcome = { status: 'failed', exit_code: null, signal: null, error: `internal error: ${(err as Error).message}`, artifacts: [], files_changed: [] };
     }
+    attach = undefined;
+    const stopReason = rc.stopReason();
+    if (outcome.status === 'canceled' && (stopReason === 'shutdown' || stopReason === 'detach' || stopReason === 'lease_lost')) {
+      // Stopped with the daemon: left for the next start, which re-attaches (detach) or re-runs it.
+      output.close();
+      if (stopReason === 'shutdown' && step.process?.run) removeAttemptFiles(taskDir, step.process.run);
+      return 'stopped';
+    }
+    if (outcome.error?.startsWith('interrupted:')) {
+      // Ended while no daemon ran, and left no status: as if it had been cut off.
+      output.close();
+      const end = await interrupted(task, index, step, rc, checkpoint, log, move, attemptDone);
+      if (end !== 'next') return end;
+      continue;
+    }
     const artifacts = [...outcome.artifacts];
     const outName = await output.finish();
     if (outName) artifacts.push(outName);
     outcome = { ...outcome, artifacts };
+    attemptDone(step.process);
 
-    if (outcome.status === 'canceled' && (rc.stopReason() === 'shutdown' || rc.stopReason() === 'lease_lost')) return 'stopped';
     const completedAt = new Date().toISOString();
     const result = resultOf(step, index, outcome, startedAt, completedAt, output);
+    if (run.cpuMs !== null) result.cpu_ms = run.cpuMs;
     task.step_results.push(result);
     log({ event: 'step_finished', ...result });
 
@@ -258,6 +330,7 @@ function makeContext(
   rc: RunContext,
   checkpoint: Checkpoint,
   output: AttemptOutput,
+  run: AttemptRun,
 ): StepContext {
   const timeoutMs = spec.timeout !== undefined ? (parseDuration(spec.timeout) ?? null) : rc.config.step_timeout_ms;
   const startedAt = performance.now();
@@ -306,6 +379,7 @@ function makeContext(
     },
     interpolate: (text, mode) => interpolate(text, task, mode),
     outputTail: () => output.tail.text(),
+    run,
   };
 }
 
@@ -320,80 +394,4 @@ function daemonEnv(): NodeJS.ProcessEnv {
     for (const k of Object.keys(baseEnv)) if (k.startsWith('ATLAS_INPUT_')) delete baseEnv[k];
   }
   return baseEnv;
-}
-
-/**
- * One attempt's output: streamed into task.log as `output` records and into a versioned
- * artifact <step>.output.<n>.log (created on the first byte), both capped at
- * `output_cap` bytes; a cap that cuts anything says so in the log and the result.
- */
-class AttemptOutput {
-  bytes = 0;
-  truncated = false;
-  readonly tail = new Tail(4096);
-  private readonly stream: ArtifactStream;
-  /** A log write that failed (a full disk): output arrives in stream callbacks, so the error is kept and thrown by finish(). */
-  private failure: unknown;
-
-  constructor(
-    private readonly task: TaskRecord,
-    private readonly step: StepState,
-    private readonly index: number,
-    private readonly attempt: number,
-    private readonly rc: RunContext,
-    private readonly log: Log,
-  ) {
-    this.stream = rc.store.artifacts(task.workspace, task.id).openStream(`${step.name}.output`, '.log', attempt);
-  }
-
-  write(stream: StreamName, text: string): void {
-    this.tail.write(stream, text);
-    const cap = this.rc.config.output_cap;
-    const len = Buffer.byteLength(text);
-    if (this.truncated) {
-      this.bytes += len;
-      return;
-    }
-    let chunk = text;
-    // The first byte past the cap cuts, also when the output before it filled the cap exactly.
-    if (this.bytes + len > cap) {
-      chunk = Buffer.from(text).subarray(0, cap - this.bytes).toString('utf8');
-      this.truncated = true;
-    }
-    this.bytes += len;
-    try {
-      if (chunk) this.log({ event: 'output', step: this.step.name, step_index: this.index, attempt: this.attempt, stream, text: chunk });
-      if (this.truncated) {
-        this.log({ event: 'output_truncated', step: this.step.name, attempt: this.attempt, cap_bytes: cap, message: `output past ${cap} bytes was cut; the step goes on` });
-      }
-    } catch (err) {
-      this.failure ??= err;
-    }
-    if (chunk) this.toArtifact(chunk);
-    if (this.truncated) this.toArtifact(`\n[atlas: output truncated at ${cap} bytes]\n`);
-  }
-
-  private toArtifact(text: string): void {
-    if (this.failure !== undefined) return;
-    try {
-      this.stream.write(text);
-    } catch (err) {
-      // The log still has the output; a failing artifact must not fail the step.
-      this.failure ??= err;
-    }
-  }
-
-  /** Makes the artifact durable and closes it; returns its name, if any output was written. */
-  async finish(): Promise<string | undefined> {
-    if (this.failure !== undefined) {
-      this.close();
-      throw storageError('record the output of step', this.step.name, this.failure);
-    }
-    if (this.bytes > this.rc.config.output_cap) this.truncated = true;
-    return this.stream.finish();
-  }
-
-  close(): void {
-    this.stream.close();
-  }
 }

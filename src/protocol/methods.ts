@@ -126,7 +126,7 @@ const taskQuery = z
 export const METHODS = {
   'daemon.ping': { params: none, result: returns<PingResult>() },
   'daemon.status': { params: none, result: returns<DaemonStatus>() },
-  'daemon.stop': { params: z.object({ timeout_ms: z.number().int().min(0).max(3_600_000).optional() }).strict(), result: returns<{ stopping: true; pid: number }>() },
+  'daemon.stop': { params: z.object({ timeout_ms: z.number().int().min(0).max(3_600_000).optional(), detach: z.boolean().optional() }).strict(), result: returns<{ stopping: true; pid: number }>() },
   'task.start': {
     params: z
       .object({

@@ -3,7 +3,7 @@
 // workspace, and saves the agent's answer (its stdout) as a versioned artifact
 // <step>.answer.<n>.md. The agent edits files in the workspace as it sees fit. After a
 // rejection the newest reason is added to the prompt unless it already uses {{ review.reason }}.
-import { Collector, tee } from './capture.js';
+import fs from 'node:fs';
 import { outcome, processOutcome, runCommand, type StepContext, type StepExecutor, type StepOutcome } from './executor.js';
 import type { StepSpec } from '../templates/schema.js';
 
@@ -23,10 +23,29 @@ export const aiExecutor: StepExecutor = {
     if (rejection && !/\{\{\s*review\.reason\s*\}\}/.test(spec.prompt)) {
       prompt += `\n\nA reviewer rejected the previous attempt at step ${rejection.step}: ${rejection.reason}\n`;
     }
-    const answer = new Collector('stdout', ctx.config.output_cap);
-    const r = await runCommand({ ...ctx, output: tee(ctx.output, answer) }, command, { stdin: prompt });
+    const r = await runCommand(ctx, command, { stdin: prompt });
     const o = processOutcome(r, 'the agent command');
-    const name = await ctx.artifacts.saveVersioned(`${spec.name}.answer`, '.md', answer.text() + (answer.truncated ? '\n[atlas: answer truncated at the output cap]\n' : ''));
+    // The answer is the agent's stdout, read from the attempt's file: it is whole even when the
+    // daemon restarted while the agent ran.
+    const answer = readHead(ctx.run.files.out, ctx.config.output_cap);
+    const name = await ctx.artifacts.saveVersioned(`${spec.name}.answer`, '.md', answer.text + (answer.truncated ? '\n[atlas: answer truncated at the output cap]\n' : ''));
     return { ...o, artifacts: [name] };
   },
 };
+
+/** The first `cap` bytes of a file (empty when it is missing). */
+function readHead(file: string, cap: number): { text: string; truncated: boolean } {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch {
+    return { text: '', truncated: false };
+  }
+  try {
+    const buf = Buffer.alloc(cap + 1);
+    const n = fs.readSync(fd, buf, 0, cap + 1, 0);
+    return { text: buf.subarray(0, Math.min(n, cap)).toString('utf8'), truncated: n > cap };
+  } finally {
+    fs.closeSync(fd);
+  }
+}

@@ -4,7 +4,24 @@ import type { Config } from '../config/config.js';
 import type { StoreArtifacts } from '../store/store.js';
 import type { StepProcess, TaskRecord, TaskStatus } from '../store/records.js';
 import type { StepSpec } from '../templates/schema.js';
-import { runProcess, type OutputSink, type RunResult } from './process.js';
+import type { AttemptFiles } from './attempt-files.js';
+import { runDetached } from './detached.js';
+import type { OutputSink, RunResult, StreamName } from './process.js';
+
+/** How this attempt's commands run: their files, and what to re-attach to. */
+export interface AttemptRun {
+  files: AttemptFiles;
+  /** The next command's number within the step (shared by copies of the context). */
+  next: number;
+  /** A process an earlier daemon started for this attempt: the command with its number re-attaches to it. */
+  attach?: StepProcess | undefined;
+  /** How far the output files were already read (re-attach). */
+  offsets?: Record<StreamName, number> | undefined;
+  /** True when an abort means "leave it running" (a daemon restart). */
+  detaching(): boolean;
+  /** CPU time of the attempt's commands so far (ms), where the OS reports it. */
+  cpuMs: number | null;
+}
 
 export interface StepContext {
   task: TaskRecord;
@@ -32,6 +49,7 @@ export interface StepContext {
   interpolate(text: string, mode: 'text' | 'shell'): string;
   /** The last few KiB of output of the current attempt. */
   outputTail(): string;
+  run: AttemptRun;
 }
 
 export type OutcomeStatus = 'completed' | 'failed' | 'timed_out' | 'canceled' | 'awaiting_approval';
@@ -57,23 +75,42 @@ export function outcome(status: OutcomeStatus, fields: Partial<StepOutcome> = {}
 }
 
 /** Runs one command of a step with the context's cancellation, timeout, output and checkpointing. */
-export function runCommand(ctx: StepContext, command: string, extra: { stdin?: string; timeoutMs?: number | null; gate?: boolean } = {}): Promise<RunResult> {
-  return runProcess({
+export async function runCommand(ctx: StepContext, command: string, extra: { stdin?: string; timeoutMs?: number | null } = {}): Promise<RunResult> {
+  const run = ctx.run;
+  const n = run.next++;
+  const attach = run.attach;
+  const attachIndex = attach?.command_index ?? 0;
+  if (attach && n < attachIndex) {
+    // Ran to success before the daemon restarted (a step stops at its first failure).
+    return { exitCode: 0, signal: null, timedOut: false, canceled: false, durationMs: 0 };
+  }
+  const attaching = attach !== undefined && n === attachIndex;
+  if (attaching) run.attach = undefined;
+  const offsets = attaching ? run.offsets : undefined;
+  const r = await runDetached({
     command,
     cwd: ctx.cwd,
-    env: ctx.env,
+    env: attaching ? {} : ctx.env,
     signal: ctx.signal,
-    timeoutMs: extra.timeoutMs !== undefined ? extra.timeoutMs : ctx.remainingMs(),
+    timeoutMs: attaching ? ctx.timeoutMs : extra.timeoutMs !== undefined ? extra.timeoutMs : ctx.remainingMs(),
     killGraceMs: ctx.config.kill_grace_ms,
     stdin: extra.stdin,
-    onSpawn: extra.gate === false ? undefined : (p) => ctx.recordProcess(p),
+    onSpawn: (p) => ctx.recordProcess(p),
     output: ctx.output,
+    files: run.files,
+    commandIndex: n,
+    attach: attaching ? attach : undefined,
+    offsets,
+    detaching: run.detaching,
   });
+  if (typeof r.cpuMs === 'number') run.cpuMs = (run.cpuMs ?? 0) + r.cpuMs;
+  return r;
 }
 
 /** Maps a finished process to an outcome: a signal or a timeout is never a success. */
 export function processOutcome(r: RunResult, what: string, fields: Partial<StepOutcome> = {}): StepOutcome {
   const base = { exit_code: r.exitCode, signal: r.signal, ...fields };
+  if (r.lost) return outcome('failed', { ...base, error: `interrupted: ${what} ended while no daemon ran and left no exit status` });
   if (r.spawnError) return outcome('failed', { ...base, error: `${what} could not start: ${r.spawnError}` });
   if (r.canceled) return outcome('canceled', { ...base, error: `${what} was canceled` });
   if (r.timedOut) return outcome('timed_out', { ...base, error: `${what} timed out` });

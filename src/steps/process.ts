@@ -28,7 +28,8 @@ const GATE = 'IFS= read -r __atlas_go || exit 125; [ "$__atlas_go" = go ] || exi
 export type StreamName = 'stdout' | 'stderr';
 
 export interface OutputSink {
-  write(stream: StreamName, text: string): void;
+  /** `end`: where this text ends in the stream's output file, when it comes from one. */
+  write(stream: StreamName, text: string, end?: number): void;
 }
 
 export interface RunOptions {
@@ -53,6 +54,14 @@ export interface RunResult {
   durationMs: number;
   /** The spawn itself failed (for example a missing cwd). */
   spawnError?: string;
+  /** Left running on purpose (the daemon restarts): no result yet. */
+  detached?: boolean;
+  /** Ended while no daemon watched, leaving no exit status: how it went is unknown. */
+  lost?: boolean;
+  /** CPU time (user + system) of the command's reaped process tree, where known. */
+  cpuMs?: number | null;
+  /** The process as recorded before it ran (detached runs). */
+  process?: StepProcess;
 }
 
 /** Descriptors a spawn needs free: three pipe pairs, plus what the child needs to exec. */
@@ -147,7 +156,7 @@ export async function runProcess(opts: RunOptions): Promise<RunResult> {
 }
 
 /** A cgroup for the attempt whose gate is `pid` (still waiting for "go"), where allowed. */
-async function joinCgroup(home: string, pid: number): Promise<StepCgroup | undefined> {
+export async function joinCgroup(home: string, pid: number): Promise<StepCgroup | undefined> {
   const cg = await createStepCgroup(home, `step-${pid}`).catch(() => undefined);
   if (!cg) return undefined;
   try {
@@ -244,7 +253,7 @@ function signalPid(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-function signalName(n: number): NodeJS.Signals | null {
+export function signalName(n: number): NodeJS.Signals | null {
   const found = Object.entries(os.constants.signals).find(([, v]) => v === n);
   return found ? (found[0] as NodeJS.Signals) : null;
 }

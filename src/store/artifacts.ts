@@ -63,8 +63,8 @@ export class ArtifactDir implements StoreArtifacts {
     }
   }
 
-  openStream(base: string, ext: string, from: number): ArtifactStream {
-    return new FileArtifactStream(this.dir, base, ext, from);
+  openStream(base: string, ext: string, from: number, options: { append?: boolean } = {}): ArtifactStream {
+    return new FileArtifactStream(this.dir, base, ext, from, options.append === true);
   }
 
   async highestVersion(base: string, ext: string): Promise<number> {
@@ -124,10 +124,21 @@ class FileArtifactStream implements ArtifactStream {
     private readonly base: string,
     private readonly ext: string,
     private readonly from: number,
+    private readonly append: boolean,
   ) {}
 
   write(text: string): void {
     try {
+      if (this.fd === undefined && this.append) {
+        const name = assertName('artifact', `${this.base}.${this.from}${this.ext}`);
+        try {
+          // Only an existing file: O_APPEND without O_CREAT.
+          this.fd = fs.openSync(path.join(this.dir, name), fs.constants.O_WRONLY | fs.constants.O_APPEND);
+          this.name = name;
+        } catch (err) {
+          if (errnoCode(err) !== 'ENOENT') throw err;
+        }
+      }
       if (this.fd === undefined) {
         this.newDir ??= fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
         for (let n = this.from; ; n++) {

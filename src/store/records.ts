@@ -42,6 +42,10 @@ export interface StepProcess {
   /** The process's start time as the kernel reports it (clock ticks since boot), so a reused pid is never mistaken for ours. */
   start_ticks: number | null;
   started_at: string;
+  /** The attempt's files (relative to the task directory), for re-attaching after a restart. */
+  run?: string;
+  /** Which command of the step this process runs. */
+  command_index?: number;
 }
 
 export interface StepState {
@@ -78,6 +82,10 @@ export interface StepResult {
   output_bytes: number;
   output_truncated: boolean;
   commit?: string | null;
+  /** CPU time (user + system, ms) of the attempt's process tree, where the OS reports it. */
+  cpu_ms?: number | null;
+  /** Peak resident memory (KB) of the attempt's process tree, where the OS reports it. */
+  peak_rss_kb?: number | null;
 }
 
 export interface Transition {

@@ -109,8 +109,9 @@ export interface StoreArtifacts {
   save(name: string, data: string | Uint8Array): Promise<string>;
   /** Saves `<base>.<n><ext>` with the next free n (1, 2, ...). Returns the name used. */
   saveVersioned(base: string, ext: string, data: string | Uint8Array): Promise<string>;
-  /** A streamed artifact `<base>.<n><ext>`, n the first free number from `from`, made on the first write. */
-  openStream(base: string, ext: string, from: number): ArtifactStream;
+  /** A streamed artifact `<base>.<n><ext>`, n the first free number from `from`, made on the first write;
+   *  with `append`, `<base>.<from><ext>` is continued if it exists (a re-attached attempt). */
+  openStream(base: string, ext: string, from: number, options?: { append?: boolean }): ArtifactStream;
   get(name: string): Promise<Buffer>;
   /** Artifacts sorted by name (numbers in names compare as numbers). */
   list(): Promise<ArtifactInfo[]>;

@@ -1,7 +1,8 @@
 // Restarts (DESIGN §5, §6): `daemon stop` with tasks running, then `daemon start`: the tasks
 // carry on where they stood and complete, and no step that had finished runs again; kill -9
 // of the daemon, then `daemon start`: it starts at once (the dead daemon's lock, pid file and
-// socket are replaced) and the earlier task completes.
+// socket are replaced), re-attaches to the step that outlived the killed daemon, and the
+// earlier task completes without running that step again.
 //
 // The template's last step waits for a file the test creates, so a task can never finish
 // before the stop or the kill, whatever the machine's speed.
@@ -114,13 +115,17 @@ describe('daemon restarts', () => {
     assert.equal(started.already_running, false, `daemon start found a daemon running: ${r.stderr}`);
     assert.notEqual(started.pid, oldPid);
 
-    // The killed daemon's step process is stopped by recovery, then the step runs again.
-    await assertGone(stepPid, "the killed daemon's step process");
+    // The killed daemon's step process outlived it: the new daemon re-attaches to it.
+    const attached = await h.waitTask(id, 'the step to be re-attached', (t) => t.status === 'running');
+    assert.equal(attached.steps[attached.current_step]!.process?.pid, stepPid);
+    assert.ok(homeProcesses(h.home).includes(stepPid), 'the step process was stopped');
     fs.writeFileSync(path.join(h.root, 'ws-c', 'gate'), '');
     const done = await h.waitSettled(id);
     assert.equal(done.status, 'completed', `task ended ${done.status}: ${done.error}`);
     assert.deepEqual(done.steps.map((s) => s.status), ['completed', 'completed', 'completed']);
     for (const name of ['s1', 's2', 's3']) assert.equal(done.step_results.filter((x) => x.step_name === name && x.status === 'completed').length, 1);
+    assert.equal(done.step_results.filter((x) => x.step_name === 's3').length, 1, 'the re-attached step ran again');
+    await assertGone(stepPid, 'the finished step');
     await h.stopDaemon();
   });
 });

@@ -241,12 +241,12 @@ test('consistency: a 50-step task ends with task.json agreeing with task.log', a
   });
 });
 
-test('output cap: a command printing 100 KB is cut at the cap, and the log and the result say so', async () => {
+test('output cap: a command printing 100 KB keeps its head and its tail, and the log, the artifact and the result say what was cut', async () => {
   const cap = 2048;
   await withEnv({ config: { output_cap: cap } }, async (env) => {
     writeTemplate(env, {
       name: 'loud',
-      steps: [{ name: 'loud', type: 'shell', run: `head -c 102400 /dev/zero | tr '\\0' x; echo; echo done >&2` }],
+      steps: [{ name: 'loud', type: 'shell', run: `echo first; head -c 102400 /dev/zero | tr '\\0' x; echo; echo 'the error at the end' >&2` }],
     });
     const t = await run(env, 'loud');
     assert.equal(t.status, 'completed');
@@ -257,34 +257,46 @@ test('output cap: a command printing 100 KB is cut at the cap, and the log and t
     const cut = log.filter((x) => x.event === 'output_truncated');
     assert.equal(cut.length, 1);
     assert.equal(cut[0]!['cap_bytes'], cap);
-    const logged = log.filter((x) => x.event === 'output').reduce((n, x) => n + Buffer.byteLength(String(x['text'])), 0);
-    assert.ok(logged <= cap, `${logged} bytes of output in the log`);
-    const artifact = path.join(taskDir(env, env.wsName, t.id), 'artifacts', 'loud.output.1.log');
-    const size = fs.statSync(artifact).size;
-    assert.ok(size >= cap && size <= cap + 200, `artifact is ${size} bytes`);
-    assert.match(fs.readFileSync(artifact, 'utf8'), /output truncated at 2048 bytes/);
+    assert.equal(cut[0]!['head_bytes'], cap / 4);
+    assert.equal(cut[0]!['tail_bytes'], cap - cap / 4);
+    assert.equal(cut[0]!['cut_bytes'], r.output_bytes - cap);
+    const outputs = log.filter((x) => x.event === 'output');
+    const logged = outputs.reduce((n, x) => n + Buffer.byteLength(String(x['text'])), 0);
+    assert.equal(logged, cap);
+    // The head first, then the marker, then the tail with the error printed last.
+    assert.match(String(outputs[0]!['text']), /^first\n/);
+    assert.ok(log.indexOf(cut[0]!) < log.indexOf(outputs.find((x) => String(x['text']).includes('the error at the end'))!));
+    const out = readArtifact(env, t, 'loud.output.1.log');
+    assert.ok(out.length >= cap && out.length <= cap + 200, `artifact is ${out.length} bytes`);
+    assert.match(out, /^first\n/);
+    assert.match(out, new RegExp(`\\[atlas: ${r.output_bytes - cap} bytes of output were cut here; the first 512 and the last 1536 bytes are kept\\]`));
+    assert.match(out, /the error at the end\n$/);
     assert.ok(fs.statSync(path.join(taskDir(env, env.wsName, t.id), 'task.log')).size < 64 * 1024);
   });
 });
 
-test('output cap: output that fills the cap exactly and then goes on is reported as cut', async () => {
+test('output cap: output that fills the cap exactly is kept whole; one byte more is cut from the middle', async () => {
   const cap = 2048;
   await withEnv({ config: { output_cap: cap } }, async (env) => {
     writeTemplate(env, {
       name: 'exact',
-      // Exactly the cap in one write, then more output in later writes.
-      steps: [{ name: 'exact', type: 'shell', run: `head -c ${cap} /dev/zero | tr '\\0' y; sleep 0.05; echo more; echo more >&2` }],
+      steps: [
+        { name: 'exact', type: 'shell', run: `head -c ${cap} /dev/zero | tr '\\0' y` },
+        { name: 'over', type: 'shell', run: `head -c ${cap} /dev/zero | tr '\\0' y; sleep 0.05; echo more` },
+      ],
     });
     const t = await run(env, 'exact');
     assert.equal(t.status, 'completed');
-    const r = t.step_results[0]!;
-    assert.equal(r.output_bytes, cap + 10);
-    assert.equal(r.output_truncated, true);
+    const [exact, over] = t.step_results;
+    assert.equal(exact!.output_bytes, cap);
+    assert.equal(exact!.output_truncated, false);
+    assert.equal(readArtifact(env, t, 'exact.output.1.log'), 'y'.repeat(cap));
+    assert.equal(over!.output_bytes, cap + 5);
+    assert.equal(over!.output_truncated, true);
     const log = await logOf(env, t);
     assert.equal(log.filter((x) => x.event === 'output_truncated').length, 1);
-    assert.ok(!log.some((x) => x.event === 'output' && String(x['text']).includes('more')));
-    const out = readArtifact(env, t, 'exact.output.1.log');
-    assert.equal(out, `${'y'.repeat(cap)}\n[atlas: output truncated at ${cap} bytes]\n`);
+    const out = readArtifact(env, t, 'over.output.1.log');
+    assert.equal(out, `${'y'.repeat(cap / 4)}\n[atlas: 5 bytes of output were cut here; the first 512 and the last 1536 bytes are kept]\n${'y'.repeat(cap - cap / 4 - 5)}more\n`);
   });
 });
 
