@@ -35,10 +35,13 @@ export async function runDetached(opts: DetachedOptions): Promise<RunResult> {
   const started = performance.now();
   let proc: StepProcess;
   let exitFromSpawner: Promise<Exit | undefined>;
+  let startOffsets: Record<StreamName, number> | undefined;
   if (opts.attach) {
     proc = opts.attach;
     exitFromSpawner = Promise.resolve(undefined);
   } else {
+    // The step's earlier commands wrote to the same files: this one's output starts at their end.
+    startOffsets = { stdout: sizeOf(opts.files.out), stderr: sizeOf(opts.files.err) };
     let spawned: { pid: number; start_ticks: number | null };
     try {
       spawned = await spawner.spawn({ command: opts.command, cwd: opts.cwd, env: opts.env, out: opts.files.out, err: opts.files.err, status: opts.files.status(opts.commandIndex) });
@@ -62,7 +65,7 @@ export async function runDetached(opts: DetachedOptions): Promise<RunResult> {
     }
   }
   const pid = proc.pid;
-  const tail = new FilesTail(opts.files, opts.offsets, opts.output);
+  const tail = new FilesTail(opts.files, opts.attach ? opts.offsets : startOffsets, opts.output);
   const ticker = setInterval(() => void tail.poll(), TAIL_MS);
 
   let timedOut = false;
@@ -139,6 +142,14 @@ export async function runDetached(opts: DetachedOptions): Promise<RunResult> {
     if (timer) clearTimeout(timer);
     opts.signal.removeEventListener('abort', onAbort);
     tail.close();
+  }
+}
+
+function sizeOf(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return 0;
   }
 }
 

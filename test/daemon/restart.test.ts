@@ -101,8 +101,8 @@ describe('daemon restarts', () => {
   test('kill -9 of the daemon, then daemon start: it starts and the earlier task completes', async () => {
     const oldPid = (await h.json<{ pid: number }>(['daemon', 'status'])).pid;
     const id = (await h.json<TaskRecord>(['start', 'gated', '-w', 'c'])).id;
-    const running = await h.waitStepProcess(id);
-    const stepPid = running.steps[running.current_step]!.process!.pid;
+    const running = await h.waitTask(id, 'step s3 runs', (t) => t.current_step === 2 && t.steps[2]!.process != null);
+    const stepPid = running.steps[2]!.process!.pid;
 
     process.kill(oldPid, 'SIGKILL');
     await waitFor('the killed daemon to exit', () => !homeProcesses(h.home).includes(oldPid));

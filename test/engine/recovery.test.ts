@@ -57,17 +57,19 @@ async function sigkill(child: ChildProcess): Promise<void> {
   await gone;
 }
 
-/** First step appends to runs-first; the second records its attempt and, on attempt 1, hangs with a grandchild. */
+/** First step appends to runs-first; the second (a validation, which is re-run rather than re-attached) records its attempt and, on attempt 1, hangs with a grandchild. */
 function crashTemplate(env: TestEnv, name: string, onInterrupt: 'rerun' | 'pause'): void {
   writeTemplate(env, {
     name,
     steps: [
       { name: 'first', type: 'shell', run: 'echo "first $ATLAS_ATTEMPT" >> runs-first' },
       {
+        // A validation step: its process is killed and re-run after a crash (a shell step's
+        // would be re-attached instead: test/recovery/reattach.test.ts).
         name: 'slow',
-        type: 'shell',
+        type: 'validation',
         on_interrupt: onInterrupt,
-        run: `echo "slow $ATLAS_ATTEMPT" >> runs-slow; if [ "$ATLAS_ATTEMPT" = 1 ]; then sleep 100 & echo $! > sleep.pid; wait; fi`,
+        commands: [`echo "slow $ATLAS_ATTEMPT" >> runs-slow; if [ "$ATLAS_ATTEMPT" = 1 ]; then sleep 100 & echo $! > sleep.pid; wait; fi`],
       },
       { name: 'last', type: 'shell', run: 'echo "last $ATLAS_ATTEMPT" >> runs-last' },
     ],

@@ -36,9 +36,10 @@ test('kill -9 while a step runs a child tree: recovery kills the old tree before
       [
         'name: tree',
         'steps:',
+        // A validation step: after a crash it is re-run, not re-attached (shell and ai steps are).
         '  - name: work',
-        '    type: shell',
-        `    run: ${JSON.stringify(`echo "$ATLAS_ATTEMPT" >> started; sh -c 'sleep 5; echo done >> side-effect' & setsid sh -c 'sleep 5; echo escaped >> escaped' & wait # ${sb.marker}`)}`,
+        '    type: validation',
+        `    commands: ${JSON.stringify([`echo "$ATLAS_ATTEMPT" >> started; sh -c 'sleep 5; echo done >> side-effect' & setsid sh -c 'sleep 5; echo escaped >> escaped' & wait # ${sb.marker}`])}`,
         `    env: { ATLAS_TEST_MARK: ${sb.marker} }`,
         '  - name: after',
         '    type: shell',

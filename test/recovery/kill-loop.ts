@@ -6,9 +6,12 @@
 // every checkpoint on disk, restarts it and checks that the old step processes are gone.
 // At the end every task must be completed and the lines must show DESIGN §6's guarantee:
 //   - a step seen finished in any checkpoint keeps that finished attempt and never runs again;
-//   - a step seen running at a crash runs again as a later attempt;
+//   - a step seen running at a crash is re-attached by the next daemon and finishes as that
+//     same attempt, or (when its process is gone without an exit status) runs again as a
+//     later attempt; an attempt whose work finished while no daemon ran never runs again;
 //   - no attempt runs twice, and the finished attempt ran exactly once;
-//   - no step process outlives its daemon's recovery, and no daemon is left at the end.
+//   - no step process outlives its daemon's recovery unless the new daemon re-attached to
+//     it, and no daemon is left at the end.
 import fs from 'node:fs';
 import path from 'node:path';
 import { TERMINAL_STATUSES } from '../../src/store/records.js';
@@ -63,7 +66,11 @@ export interface KillLoopStats {
   duplicate_attempts: number;
   interrupted_steps_seen: number;
   interrupted_steps_rerun: number;
+  /** Running at a crash, and finished by that same attempt: the next daemon re-attached to it (or recorded the result it left). */
+  interrupted_steps_reattached: number;
   interrupted_steps_not_rerun: number;
+  /** Running at a crash, its attempt finished its work (wrote its line), and it was still run again: must be 0 outside reboots. */
+  finished_while_down_rerun: number;
   leftover_temp_files: number;
   orphans: number;
   /** Leftover step process groups recovery killed (from the daemons' logs). */
@@ -102,7 +109,9 @@ export async function runKillLoop(opts: KillLoopOptions): Promise<KillLoopStats>
     duplicate_attempts: 0,
     interrupted_steps_seen: 0,
     interrupted_steps_rerun: 0,
+    interrupted_steps_reattached: 0,
     interrupted_steps_not_rerun: 0,
+    finished_while_down_rerun: 0,
     leftover_temp_files: 0,
     orphans: 0,
     leftover_groups_killed: 0,
@@ -173,14 +182,20 @@ export async function runKillLoop(opts: KillLoopOptions): Promise<KillLoopStats>
 
   const checkAfterRestart = async (daemonPid: number) => {
     // Recovery ran before the daemon answered: no step process of an earlier daemon may live on.
-    let orphans = orphanProcesses(sb, daemonPid);
+    // ... except the steps the new daemon re-attached to: they run on as the task records them.
+    const live = () => {
+      const groups = new Set<number>();
+      for (const tf of readTaskFiles(sb)) for (const s of tf.task?.steps ?? []) if (s.status === 'running' && s.process) groups.add(s.process.pgid);
+      return orphanProcesses(sb, daemonPid).filter((p) => !groups.has(pgidOf(p.pid)));
+    };
+    let orphans = live();
     if (orphans.length) {
       // A gate that never got "go" exits on its own as the pipe closes; give such a process a bounded moment.
       try {
-        await waitFor('leftover step processes to go', () => orphanProcesses(sb, daemonPid).length === 0, 3000, 20);
+        await waitFor('leftover step processes to go', () => live().length === 0, 3000, 20);
         orphans = [];
       } catch {
-        orphans = orphanProcesses(sb, daemonPid);
+        orphans = live();
       }
     }
     if (orphans.length) {
@@ -347,10 +362,24 @@ function judge(sb: Sandbox, stats: KillLoopStats, finished: Map<Key, number>, in
   for (const [key, a] of interrupted) {
     const f = final.get(key);
     if (f === undefined) continue;
-    if (f > a) stats.interrupted_steps_rerun++;
-    else {
+    if (f === a) {
+      stats.interrupted_steps_reattached++;
+      continue;
+    }
+    if (f < a) {
       stats.interrupted_steps_not_rerun++;
-      problem(`${key}: was running (attempt ${a}) at a crash but finished at attempt ${f}, not a later one`);
+      problem(`${key}: was running (attempt ${a}) at a crash but finished at attempt ${f}`);
+      continue;
+    }
+    stats.interrupted_steps_rerun++;
+    // Re-run is right only when the attempt's work never finished (a gate that never got "go",
+    // a daemon stop): one whose line is written finished, and running it again is the defect
+    // the re-attach removes.
+    for (let x = a; x < f; x++) {
+      if ((lines.get(key)?.get(x) ?? 0) > 0) {
+        stats.finished_while_down_rerun++;
+        problem(`${key}: attempt ${x} finished its work while no daemon ran, and the step was still run again (attempt ${f})`);
+      }
     }
   }
 }
@@ -401,4 +430,13 @@ function killedGroups(sb: Sandbox): number {
     }
   }
   return n;
+}
+
+function pgidOf(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+  } catch {
+    return -1;
+  }
 }

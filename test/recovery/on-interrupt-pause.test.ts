@@ -39,10 +39,11 @@ test('on_interrupt: pause: a step cut off by kill -9 leaves the task interrupted
         `    run: ${JSON.stringify(`echo "$ATLAS_STEP:$ATLAS_ATTEMPT" >> lines.txt # ${sb.marker}`)}`,
         env,
         '  - name: migrate',
-        '    type: shell',
+        // A validation step: after a crash it is not re-attached (shell and ai steps are), so the policy applies.
+        '    type: validation',
         '    on_interrupt: pause',
         // Hangs until the test drops a 'release' file, so the kill surely lands mid-step.
-        `    run: ${JSON.stringify(`echo "$ATLAS_ATTEMPT" >> started; while [ ! -f release ]; do sleep 0.05; done; echo "$ATLAS_STEP:$ATLAS_ATTEMPT" >> lines.txt # ${sb.marker}`)}`,
+        `    commands: ${JSON.stringify([`echo "$ATLAS_ATTEMPT" >> started; while [ ! -f release ]; do sleep 0.05; done; echo "$ATLAS_STEP:$ATLAS_ATTEMPT" >> lines.txt # ${sb.marker}`])}`,
         env,
       ].join('\n') + '\n',
     );
