@@ -184,7 +184,7 @@ async function runStep(
     const files = attach?.run ? filesAt(taskDir, attach.run) : attemptFiles(taskDir, index, attempt);
     const output = new AttemptOutput(step, index, attempt, rc.config.output_cap, rc.store.artifacts(task.workspace, task.id), log, resume);
     let outcome: StepOutcome;
-    const run: AttemptRun = { files, next: 0, attach, offsets: resume?.offsets, detaching: () => rc.stopReason() === 'detach', cpuMs: null };
+    const run: AttemptRun = { files, home: rc.store.paths.root, next: 0, attach, offsets: resume?.offsets, detaching: () => rc.stopReason() === 'detach', cpuMs: null };
     try {
       if (!attach) ensureRunDir(taskDir);
       outcome = await EXECUTORS[spec.type as keyof typeof EXECUTORS].run(makeContext(task, index, step, spec, attempt, rc, checkpoint, output, run));

@@ -10,14 +10,17 @@
 import fs from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import type { StepProcess } from '../store/records.js';
+import { existingStepCgroup, type StepCgroup } from '../util/cgroup.js';
 import { processGroupAlive, sameProcessAlive } from '../util/proc.js';
 import { readStatus, type AttemptFiles } from './attempt-files.js';
 import type { OutputSink, RunOptions, RunResult, StreamName } from './process.js';
-import { signalName, stopTree, sleep } from './process.js';
+import { joinCgroup, signalName, stopTree, sleep } from './process.js';
 import { spawner, type Exit } from './spawner.js';
 
 export interface DetachedOptions extends RunOptions {
   files: AttemptFiles;
+  /** The home (its cgroup, where the system allows one per attempt). */
+  home: string;
   /** Which command of the step this is (its status file). */
   commandIndex: number;
   /** Re-attach to this process instead of starting one. */
@@ -36,8 +39,10 @@ export async function runDetached(opts: DetachedOptions): Promise<RunResult> {
   let proc: StepProcess;
   let exitFromSpawner: Promise<Exit | undefined>;
   let startOffsets: Record<StreamName, number> | undefined;
+  let cgroup: StepCgroup | undefined;
   if (opts.attach) {
     proc = opts.attach;
+    cgroup = existingStepCgroup(opts.home, `step-${proc.pid}`);
     exitFromSpawner = Promise.resolve(undefined);
   } else {
     // The step's earlier commands wrote to the same files: this one's output starts at their end.
@@ -53,6 +58,8 @@ export async function runDetached(opts: DetachedOptions): Promise<RunResult> {
     }
     proc = { pid: spawned.pid, pgid: spawned.pid, start_ticks: spawned.start_ticks, started_at: new Date().toISOString(), run: opts.files.base, command_index: opts.commandIndex };
     exitFromSpawner = spawner.exit(proc.pid);
+    // Where the system allows it, the gate joins a cgroup of its own before it runs anything.
+    cgroup = await joinCgroup(opts.home, proc.pid);
     if (opts.onSpawn) {
       try {
         await opts.onSpawn(proc);
@@ -60,6 +67,7 @@ export async function runDetached(opts: DetachedOptions): Promise<RunResult> {
         // Could not record it: the command must not run. Closing the gate makes it exit.
         spawner.abort(proc.pid);
         await exitFromSpawner;
+        await cgroup?.remove().catch(() => undefined);
         throw err;
       }
     }
@@ -73,7 +81,7 @@ export async function runDetached(opts: DetachedOptions): Promise<RunResult> {
   let detached = false;
   let stopping: Promise<void> | undefined;
   let ended!: Promise<Exit | undefined>;
-  const stop = () => (stopping ??= stopTree(pid, opts.killGraceMs, ended));
+  const stop = () => (stopping ??= stopTree(pid, opts.killGraceMs, ended, cgroup));
   const waitEnd = new AbortController();
   const onAbort = () => {
     if (opts.detaching?.()) {
@@ -109,6 +117,8 @@ export async function runDetached(opts: DetachedOptions): Promise<RunResult> {
     ended = Promise.race([waitForEnd(proc, exitFromSpawner, waitEnd.signal), new Promise<undefined>((r) => waitEnd.signal.addEventListener('abort', () => r(undefined), { once: true }))]);
     const exit = await ended;
     if (detached) {
+      // Its cgroup stays, for the daemon that re-attaches.
+      cgroup = undefined;
       clearInterval(ticker);
       await tail.poll();
       tail.close();
@@ -116,7 +126,7 @@ export async function runDetached(opts: DetachedOptions): Promise<RunResult> {
     }
     const weStoppedIt = timedOut || canceled;
     // Whatever the command left running in its group goes with it.
-    if (processGroupAlive(pid)) await stop();
+    if (processGroupAlive(pid) || (cgroup && (await cgroup.pids()).length > 0)) await stop();
     if (stopping) await stopping;
     clearInterval(ticker);
     await tail.poll();
@@ -142,6 +152,7 @@ export async function runDetached(opts: DetachedOptions): Promise<RunResult> {
     if (timer) clearTimeout(timer);
     opts.signal.removeEventListener('abort', onAbort);
     tail.close();
+    await cgroup?.remove().catch(() => undefined);
   }
 }
 

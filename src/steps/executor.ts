@@ -19,6 +19,8 @@ export interface AttemptRun {
   offsets?: Record<StreamName, number> | undefined;
   /** True when an abort means "leave it running" (a daemon restart). */
   detaching(): boolean;
+  /** The home (for the attempt's cgroup). */
+  home: string;
   /** CPU time of the attempt's commands so far (ms), where the OS reports it. */
   cpuMs: number | null;
 }
@@ -98,6 +100,7 @@ export async function runCommand(ctx: StepContext, command: string, extra: { std
     onSpawn: (p) => ctx.recordProcess(p),
     output: ctx.output,
     files: run.files,
+    home: run.home,
     commandIndex: n,
     attach: attaching ? attach : undefined,
     offsets,
