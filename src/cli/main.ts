@@ -1,56 +1,17 @@
 #!/usr/bin/env node
-// The atlas CLI: parses arguments (yargs), talks to the daemon through the client, prints.
-// It never touches files in the home itself. Exit codes: 0 ok, 1 task ended unsuccessfully,
-// 2 bad usage or input, 3 daemon unreachable, 4 not found, 5 not allowed in this status.
-import yargs, { type Argv } from 'yargs';
-import { hideBin } from 'yargs/helpers';
-import { VERSION } from '../version.js';
-import { registerDaemonCommands } from './daemon-cmd.js';
-import { registerDashboardCommand } from './dashboard-cmd.js';
-import { registerDoctorCommand } from './doctor-cmd.js';
-import { registerPsCommand } from './ps-cmd.js';
-import { registerEventsCommand } from './events-cmd.js';
-import { registerWebhookCommands } from './webhook-cmd.js';
-import { EXIT, c } from './output.js';
-import { registerTaskCommands } from './task-cmd.js';
-import { registerTemplateCommands } from './template-cmd.js';
-import { registerWorkspaceCommands } from './workspace-cmd.js';
-
-export function buildCli(argv: string[]): Argv {
-  let cli: Argv = yargs(argv)
-    .scriptName('atlas')
-    .usage('$0 <command> [options]\n\nA crash-proof task engine: runs templates of steps in workspaces, checkpointing after every step.')
-    .option('home', { type: 'string', describe: 'the atlas home (default $ATLAS_HOME or ~/.atlas)', global: true })
-    .option('json', { type: 'boolean', describe: 'print only JSON on stdout', global: true })
-    .version(VERSION)
-    .alias('h', 'help')
-    .strict()
-    .demandCommand(1, 'name a command; atlas --help lists them')
-    .recommendCommands()
-    .wrap(Math.min(110, process.stdout.columns || 100))
-    .fail((msg, err, y) => {
-      if (err) throw err;
-      process.stderr.write(`${y.help() && ''}${c.errRed(`atlas: ${msg}`)}\nRun 'atlas --help' for usage.\n`);
-      process.exit(EXIT.USAGE);
-    });
-  cli = registerDaemonCommands(cli);
-  cli = registerWorkspaceCommands(cli);
-  cli = registerTemplateCommands(cli);
-  cli = registerTaskCommands(cli);
-  cli = registerPsCommand(cli);
-  cli = registerDoctorCommand(cli);
-  cli = registerDashboardCommand(cli);
-  cli = registerEventsCommand(cli);
-  cli = registerWebhookCommands(cli);
-  return cli;
+// The atlas entry point. `atlas [--home DIR] __complete -- WORD...` (what the shell completion
+// scripts call on each Tab) goes straight to the small completer; everything else loads the
+// full CLI (app.ts).
+const argv = process.argv.slice(2);
+const at = argv.indexOf('__complete');
+const lead = at >= 0 ? argv.slice(0, at) : [];
+const onlyHome = lead.every((w, i) => w === '--home' || w.startsWith('--home=') || lead[i - 1] === '--home');
+if (at >= 0 && onlyHome) {
+  const { complete } = await import('./complete.js');
+  const rest = argv.slice(at + 1);
+  const out = await complete([...lead, ...(rest[0] === '--' ? rest.slice(1) : rest)]);
+  process.stdout.write(out.length ? out.join('\n') + '\n' : '');
+} else {
+  const { runCli } = await import('./app.js');
+  await runCli();
 }
-
-// `atlas logs ID | head` closes our stdout early: that is the reader's choice, not an error.
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(0);
-    throw err;
-  });
-}
-
-await buildCli(hideBin(process.argv)).parseAsync();
