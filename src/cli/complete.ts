@@ -1,7 +1,7 @@
 // `atlas __complete -- WORD...`: the candidates for the last word (the one being typed), one
 // per line, for the shell scripts `atlas completion bash|zsh|fish` prints. Commands and
 // options come from the table in completion-spec.ts; task ids, workspaces and templates from
-// the daemon when one runs (never started for this, and given half a second at most).
+// the daemon when one runs (never started for this, and given two seconds at most, which only a very busy daemon needs).
 // Loads no argument parser and no command module, so a Tab stays quick.
 import { AtlasClient } from '../client/client.js';
 import { defaultHome } from '../store/paths.js';
@@ -70,9 +70,9 @@ async function candidates(kind: ArgKind, home: string): Promise<readonly string[
 
 async function fromDaemon(kind: Dynamic, home: string): Promise<string[]> {
   let client: AtlasClient | undefined;
-  const timeout = new Promise<string[]>((resolve) => setTimeout(() => resolve([]), 500).unref());
+  const timeout = new Promise<string[]>((resolve) => setTimeout(() => resolve([]), 2000).unref());
   const ask = (async () => {
-    client = await AtlasClient.connect(home, { timeoutMs: 400 });
+    client = await AtlasClient.connect(home, { timeoutMs: 1500 });
     if (kind === 'task') return ((await client.call('task.list', { limit: 200 })) as Array<{ id: string }>).map((t) => t.id);
     if (kind === 'workspace') return ((await client.call('workspace.list', {})) as Array<{ name: string }>).map((w) => w.name);
     return ((await client.call('template.list', {})) as Array<{ name: string }>).map((t) => t.name);
