@@ -10,6 +10,7 @@ import { registerDoctorCommand } from './doctor-cmd.js';
 import { registerPsCommand } from './ps-cmd.js';
 import { registerEventsCommand } from './events-cmd.js';
 import { registerWebhookCommands } from './webhook-cmd.js';
+import { registerMcpCommand } from './mcp-cmd.js';
 import { registerCompletionCommand } from './completion-cmd.js';
 import { EXIT, c } from './output.js';
 import { registerTaskCommands } from './task-cmd.js';
@@ -43,6 +44,7 @@ export function buildCli(argv: string[]): Argv {
   cli = registerDashboardCommand(cli);
   cli = registerEventsCommand(cli);
   cli = registerWebhookCommands(cli);
+  cli = registerMcpCommand(cli);
   return cli;
 }
 
