@@ -154,6 +154,9 @@ function render(r: LogRecord, task: TaskSummary | undefined, o: FollowOptions, p
     case 'step_retry':
       process.stderr.write(c.errDim(`↻ ${String(r['step'])} retries in ${duration(Number(r['delay_ms']))} (attempt ${String(r['next_attempt'])})`) + '\n');
       return;
+    case 'step_reattached':
+      process.stderr.write(c.errDim(`↺ ${String(r['step'])}: re-attached to its process (pid ${String(r['pid'])}), which kept running while no daemon watched`) + '\n');
+      return;
     case 'output_truncated':
       process.stderr.write(c.errDim(`… ${String(r['message'])}`) + '\n');
       return;

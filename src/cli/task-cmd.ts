@@ -225,9 +225,11 @@ export function registerTaskCommands(cli: Argv): Argv {
           const results = t.step_results.filter((r) => r.step_index === i);
           const last = results.at(-1);
           const mark = i === t.current_step && t.status !== 'completed' ? '>' : ' ';
-          return [`${mark}${i + 1}`, s.name, s.type, statusColor(s.status), String(s.attempts), duration(last?.duration_ms), last?.artifacts.join(', ') ?? '', s.error ? c.red(s.error) : ''];
+          // CPU: user + system time of the last attempt's process tree, where the OS reports it.
+          const cpu = typeof last?.cpu_ms === 'number' ? duration(last.cpu_ms) : '';
+          return [`${mark}${i + 1}`, s.name, s.type, statusColor(s.status), String(s.attempts), duration(last?.duration_ms), cpu, last?.artifacts.join(', ') ?? '', s.error ? c.red(s.error) : ''];
         });
-        process.stdout.write(lines.join('\n') + table(['#', 'STEP', 'TYPE', 'STATUS', 'TRIES', 'TIME', 'ARTIFACTS', 'ERROR'], rows) + '\n');
+        process.stdout.write(lines.join('\n') + table(['#', 'STEP', 'TYPE', 'STATUS', 'TRIES', 'TIME', 'CPU', 'ARTIFACTS', 'ERROR'], rows) + '\n');
         if (t.rejections?.length) {
           process.stdout.write(`\nrejections\n${t.rejections.map((r, i) => `  ${i + 1}. ${r.at} ${r.step}: ${r.reason}${r.retry_from ? c.dim(` (ran again from ${r.retry_from})`) : c.dim(' (ended the task)')}`).join('\n')}\n`);
         }

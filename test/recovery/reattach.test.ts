@@ -93,6 +93,8 @@ describe('re-attach after the daemon dies', () => {
     assert.match(out, new RegExp(`before-${pid}`));
     assert.match(out, /after-gate/, 'what it printed while no daemon ran is in the log');
     assert.match(fs.readFileSync(path.join(h.taskDir('a', id), 'artifacts', 'long.output.1.log'), 'utf8'), new RegExp(`^before-${pid}\\nafter-gate\\n$`));
+    // show has the attempt's CPU time.
+    assert.match((await h.ok(['show', id])).stdout, /CPU/);
     // The attempt's run files are gone once its result is recorded.
     assert.deepEqual(fs.readdirSync(path.join(h.taskDir('a', id), 'run')), []);
   });
