@@ -12,6 +12,7 @@ import { queueLine } from './ps-cmd.js';
 import { EXIT, ago, c, duration, fail, info, printJson, statusColor, table } from './output.js';
 import { editDistance } from '../util/distance.js';
 import { parseLabelArgs } from '../engine/labels.js';
+import { startBatchCommand } from './batch-cmd.js';
 
 type Args = GlobalArgs & Record<string, unknown>;
 
@@ -92,12 +93,13 @@ const ended = (t: { status: string }) => (t.status === 'completed' ? EXIT.OK : E
 export function registerTaskCommands(cli: Argv): Argv {
   return cli
     .command(
-      'start <template>',
-      'start a task from a template (a name, or a path to a YAML file)',
+      'start [template]',
+      'start a task from a template (a name, or a path to a YAML file), or a batch of tasks',
       (y) =>
         y
-          .positional('template', { type: 'string', demandOption: true })
-          .option('workspace', { alias: 'w', type: 'string', demandOption: true, describe: 'the workspace to run in' })
+          .positional('template', { type: 'string' })
+          .option('workspace', { alias: 'w', type: 'string', describe: 'the workspace to run in' })
+          .option('batch', { type: 'string', describe: 'a batch file: tasks: [{key, template, workspace, inputs, after: [keys]}], all created or none' })
           .option('input', { alias: 'i', type: 'string', array: true, describe: 'an input, key=value (repeatable)' })
           .option('description', { alias: 'd', type: 'string' })
           .option('priority', { type: 'number', describe: 'higher runs first (default 0)' })
@@ -109,8 +111,14 @@ export function registerTaskCommands(cli: Argv): Argv {
           .option('env-clear', { type: 'boolean', describe: "start the steps' environment empty instead of from this shell's" })
           .conflicts('wait', 'follow')
           .example('$0 start demo -w scratch --follow', 'run the demo and watch it')
+          .example('$0 start --batch release.yaml --follow', 'a graph of tasks; watch all of them')
           .example('$0 start validate -w api -i checks="npm test" --wait', 'block until the checks pass or fail'),
       action(async (args, client) => {
+        if (args['batch'] !== undefined) {
+          if (args['template'] !== undefined) throw new ClientError('invalid_input', 'give a template or --batch FILE, not both', 0);
+          return startBatchCommand(args, client, String(args['batch']));
+        }
+        if (args['template'] === undefined || args['workspace'] === undefined) throw new ClientError('invalid_input', 'atlas start <template> -w <workspace> (or atlas start --batch FILE.yaml)', 0);
         const tpl = String(args['template']);
         const isFile = tpl.includes('/') || /\.ya?ml$/.test(tpl);
         if (isFile && !fs.existsSync(tpl)) throw new ClientError('not_found', `no template file ${tpl}`, 0);

@@ -4,6 +4,7 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { AtlasError } from '../errors.js';
+import { parseBatch, startBatch } from '../engine/batch.js';
 import type { Engine } from '../engine/engine.js';
 import { createWorkspace, removeWorkspace } from '../engine/workspaces.js';
 import type { RecoveryReport } from '../engine/recovery.js';
@@ -76,6 +77,18 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
     },
     'task.start': async ({ template, template_file, ...rest }) => engine.startTask({ ...rest, template: template ?? '', ...(template_file !== undefined ? { template_file } : {}) }),
     'task.get': async ({ id }) => locate(id),
+    'task.batch': async ({ file, text, name }) => {
+      const source = file ?? name ?? '<batch>';
+      let body = text;
+      if (body === undefined) {
+        try {
+          body = await fsp.readFile(file!, 'utf8');
+        } catch (err) {
+          throw new AtlasError('not_found', `cannot read the batch file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        }
+      }
+      return startBatch(engine, parseBatch(body, source), source);
+    },
     'task.list': async (p) => (await engine.queryTasks(withTimes(p))).tasks,
     'task.query': async (p) => engine.queryTasks(withTimes(p)),
     'task.resume': async ({ id }) => engine.resume(id),

@@ -62,10 +62,18 @@ export interface StartParams {
   env?: Record<string, string>;
   /** Ids of tasks that must complete before this one runs (DESIGN §13). */
   after?: string[];
+  /** Set by the schedule runner: the fire (`<schedule>@<slot>`) that creates this task. */
+  schedule_fire?: string;
   /** User labels, `key=value` (DESIGN §13). */
   labels?: Record<string, string>;
 }
 
+
+/** A checked start request: the task's record without its id, and the caller's environment. */
+export interface PreparedTask {
+  task: TaskRecord;
+  environment: Record<string, string> | undefined;
+}
 
 interface Active {
   controller: AbortController;
@@ -173,6 +181,16 @@ export class Engine extends EventEmitter {
   // ---- tasks -----------------------------------------------------------------------
 
   async startTask(p: StartParams): Promise<TaskRecord> {
+    const prepared = await this.prepareTask(p);
+    const deps = p.after?.length ? await checkDependencies(p.after.map((d) => assertTaskId(d)), (d) => this.statusOf(d)) : undefined;
+    const task = await this.writeTask(prepared, await this.store.tasks.newTaskId(new Date()), deps);
+    this.launchTask(task);
+    return task;
+  }
+
+  /** Checks a start request (workspace, template, inputs, labels) and builds the new task's
+   *  record, without an id and without writing anything (batches check every task first). */
+  async prepareTask(p: StartParams): Promise<PreparedTask> {
     this.assertRunning();
     const workspace = await this.store.workspaces.get(assertName('workspace', p.workspace));
     const template = p.template_file ? await loadTemplateFile(p.template_file) : await this.templates.get(p.template);
@@ -191,13 +209,10 @@ export class Engine extends EventEmitter {
       throw new AtlasError('invalid_input', `workspace ${workspace.name}'s directory ${workspace.path} does not exist; recreate the workspace`);
     }
     const labels = checkLabels(p.labels);
-    const deps = p.after?.length ? await checkDependencies(p.after.map((d) => assertTaskId(d)), (d) => this.statusOf(d)) : undefined;
-    const now = new Date();
-    const at = now.toISOString();
-    const id = await this.store.tasks.newTaskId(now);
+    const at = new Date().toISOString();
     const task: TaskRecord = {
       schema_version: SCHEMA_VERSION,
-      id,
+      id: '',
       workspace: workspace.name,
       template: template.name,
       description: p.description ?? template.description,
@@ -215,15 +230,30 @@ export class Engine extends EventEmitter {
       error: null,
       workdir: workspace.path,
       env: template.env,
-      ...(deps ? { after: deps.after, waiting_on: deps.waiting_on } : {}),
       ...(labels ? { labels } : {}),
+      ...(p.schedule_fire ? { schedule_fire: p.schedule_fire } : {}),
     };
-    await this.store.tasks.createTask(task, environment ? { environment } : {});
+    return { task, environment };
+  }
+
+  /** Writes a prepared task under `id`, waiting on `deps`; nothing runs it until launchTask. */
+  async writeTask(prepared: PreparedTask, id: string, deps?: { after: string[]; waiting_on: string[] }): Promise<TaskRecord> {
+    const at = new Date().toISOString();
+    const task: TaskRecord = { ...prepared.task, id, created_at: at, updated_at: at, transitions: prepared.task.transitions.map((t) => ({ ...t, timestamp: at })) };
+    if (deps) {
+      task.after = deps.after;
+      task.waiting_on = deps.waiting_on;
+    }
+    await this.store.tasks.createTask(task, prepared.environment ? { environment: prepared.environment } : {});
+    return task;
+  }
+
+  /** Announces a written task and hands it to the scheduler (or to the dependency tracker). */
+  launchTask(task: TaskRecord): void {
     this.events.record(task, { t: 0, r: 0 });
     this.logCommitted(task.workspace, task.id, { event: 'task_created', task });
     this.emitTask(task);
     this.enqueue(task);
-    return task;
   }
 
   async getTask(id: string): Promise<TaskRecord> {

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import type { LoginResult } from '../daemon/http-control.js';
 import type { RunningTask } from '../daemon/running-tasks.js';
+import type { BatchResult } from '../engine/batch.js';
 import type { DoctorReport } from '../engine/doctor.js';
 import type { AtlasEvent } from '../events/event.js';
 import type { Delivery } from '../webhooks/dispatcher.js';
@@ -146,6 +147,14 @@ export const METHODS = {
     result: returns<TaskRecord>(),
   },
   'task.get': { params: taskId, result: returns<TaskRecord>() },
+  /** A batch file (DESIGN §13): every task created, or none. `file` is read by the daemon. */
+  'task.batch': {
+    params: z
+      .object({ file: z.string().min(1).max(4096).optional(), text: z.string().max(1024 * 1024).optional(), name: z.string().max(4096).optional() })
+      .strict()
+      .refine((p) => p.file !== undefined || p.text !== undefined, { message: 'give file or text' }),
+    result: returns<BatchResult>(),
+  },
   'task.list': { params: taskQuery, result: returns<TaskSummary[]>() },
   /** The same filters, one page with its total and the cursor of the next page (DESIGN §13). */
   'task.query': { params: taskQuery, result: returns<QueryPage>() },

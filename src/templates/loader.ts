@@ -136,7 +136,7 @@ function issueProblem(file: string, issue: z.core.$ZodIssue, prefix: PropertyKey
 }
 
 /** The line of the deepest node along `segments` that exists in the document (1-based). */
-function lineAt(doc: Document, lc: LineCounter, segments: ReadonlyArray<PropertyKey>): number {
+export function lineAt(doc: Document, lc: LineCounter, segments: ReadonlyArray<PropertyKey>): number {
   const { isMap, isSeq } = lazyYaml();
   let node: unknown = doc.contents;
   let line = 1;
