@@ -35,7 +35,11 @@ export class HttpControl {
     private readonly isRunning: () => boolean,
   ) {
     this.unobserve = observeTasks(engine);
-    setGaugeSource({ taskCounts: () => engine.taskCounts(), slotsAvailable: () => Math.max(0, engine.config.max_concurrent_tasks - engine.runningCount) });
+    setGaugeSource({
+      taskCounts: () => engine.taskCounts(),
+      slotsAvailable: () => Math.max(0, engine.config.max_concurrent_tasks - engine.runningCount),
+      leases: () => (engine.cluster ? { takeovers: engine.cluster.takeovers, lost: engine.cluster.leasesLost } : undefined),
+    });
   }
 
   /** Starts the listener if config.yaml turns it on. */

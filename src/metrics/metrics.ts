@@ -41,9 +41,6 @@ export const webhookDeliveries = new Counter({
   registers: [registry],
 });
 
-/** PostgreSQL store only: tasks this daemon claimed from a dead owner / leases it lost. Moved by the lease keeper. */
-export const leaseTakeovers = new Counter({ name: 'atlas_lease_takeovers_total', help: 'Tasks this daemon took over from a daemon whose lease expired (PostgreSQL store).', registers: [registry] });
-export const leaseLost = new Counter({ name: 'atlas_lease_lost_total', help: 'Task leases this daemon lost (PostgreSQL store).', registers: [registry] });
 
 export const buildInfo = new Gauge({ name: 'atlas_build_info', help: 'Always 1; the version is in the label.', labelNames: ['version'] as const, registers: [registry] });
 buildInfo.set({ version: VERSION }, 1);
@@ -52,6 +49,8 @@ buildInfo.set({ version: VERSION }, 1);
 export interface GaugeSource {
   taskCounts(): Record<string, number>;
   slotsAvailable(): number;
+  /** PostgreSQL store only: the lease keeper's running totals (undefined on the filesystem store). */
+  leases?(): { takeovers: number; lost: number } | undefined;
 }
 
 let source: GaugeSource | undefined;
@@ -84,3 +83,27 @@ new Gauge({
 export async function metricsText(): Promise<{ contentType: string; body: string }> {
   return { contentType: registry.contentType, body: await registry.metrics() };
 }
+
+// PostgreSQL store only (DESIGN §11): read from the lease keeper's totals at scrape time;
+// with the filesystem store they stay at 0.
+new Counter({
+  name: 'atlas_lease_takeovers_total',
+  help: 'Tasks this daemon took over from a daemon that died or lost its lease (PostgreSQL store).',
+  registers: [registry],
+  collect() {
+    this.reset();
+    const l = source?.leases?.();
+    if (l) this.inc(l.takeovers);
+  },
+});
+
+new Counter({
+  name: 'atlas_lease_lost_total',
+  help: 'Task leases this daemon lost to another daemon or to expiry (PostgreSQL store).',
+  registers: [registry],
+  collect() {
+    this.reset();
+    const l = source?.leases?.();
+    if (l) this.inc(l.lost);
+  },
+});

@@ -38,11 +38,14 @@ describe('/metrics', () => {
       ['atlas_slots_available', 'gauge'],
       ['atlas_webhook_deliveries_total', 'counter'],
       ['atlas_build_info', 'gauge'],
+      ['atlas_lease_takeovers_total', 'counter'],
+      ['atlas_lease_lost_total', 'counter'],
     ] as const) {
       assert.equal(before.types.get(name), type, `${name} should be a ${type}`);
     }
     assert.equal(sample(before.samples, 'atlas_build_info', { version: VERSION }), 1);
     assert.equal(sample(before.samples, 'atlas_slots_available'), 4);
+    assert.equal(sample(before.samples, 'atlas_lease_takeovers_total'), 0, 'no leases on the filesystem store');
     assert.equal(sample(before.samples, 'atlas_tasks_finished_total', { template: 'quick', status: 'completed' }) ?? 0, 0);
 
     const c = await home.client();
