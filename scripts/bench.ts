@@ -17,12 +17,14 @@
 // Usage: node dist/scripts/bench.js [--quick] [--sizes 100,1000,10000] [--out FILE]
 //        node dist/scripts/bench.js --populate DIR N   (only write a home of N tasks)
 import { spawn, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { AtlasClient, DAEMON_MAIN, DAEMON_NODE_FLAGS } from '../src/client/client.js';
 import { DEFAULT_CONFIG, type Config } from '../src/config/config.js';
 import { Engine } from '../src/engine/engine.js';
+import { parseWebhooks, type WebhookEndpoint } from '../src/webhooks/webhook-config.js';
 import { writeFileDurable } from '../src/store/atomic.js';
 import { SCHEMA_VERSION, type TaskRecord, type TaskStatus } from '../src/store/records.js';
 import { encodeTask } from '../src/store/task-codec.js';
@@ -105,6 +107,40 @@ async function floorSpawn(inFlight: number): Promise<{ ops_per_s: number; p50_ms
   return { ops_per_s: r1(ops / secs), p50_ms: r3(pct(sortNum(lat), 50)) };
 }
 
+// ---- webhook overhead: the same throughput with one endpoint (all events) and without ----
+
+/** A receiver in its own process (so it takes no time from the engine's thread): answers 200 to everything. */
+async function startReceiver(): Promise<{ url: string; stop: () => void }> {
+  const code = "const h=require('http');let n=0;h.createServer((q,s)=>{q.resume();q.on('end',()=>{n++;s.end('ok')})}).listen(0,'127.0.0.1',function(){console.log(this.address().port)});process.on('SIGTERM',()=>{console.error(n);process.exit(0)})";
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve) => child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+  return { url: `http://127.0.0.1:${port}/hook`, stop: () => child.kill('SIGTERM') };
+}
+
+async function webhookOverhead(): Promise<Record<string, unknown>> {
+  const rx = await startReceiver();
+  const secret = `whsec_${crypto.randomBytes(32).toString('base64')}`;
+  const hooks = parseWebhooks([{ name: 'bench', url: rx.url, secret }], 'bench');
+  const out: Record<string, unknown> = {};
+  try {
+    for (const kind of ['wait', 'shell'] as const) {
+      // Interleaved, best of two each, so drift on a shared machine hits both alike.
+      const none: number[] = [];
+      const one: number[] = [];
+      for (let i = 0; i < 2; i++) {
+        none.push((await throughput(kind, 4)).steps_per_s);
+        one.push((await throughput(kind, 4, 8, 100, hooks)).steps_per_s);
+      }
+      const a = Math.max(...none);
+      const b = Math.max(...one);
+      out[kind] = { none_steps_per_s: a, one_webhook_steps_per_s: b, slower_pct: r1((1 - b / a) * 100) };
+    }
+  } finally {
+    rx.stop();
+  }
+  return out;
+}
+
 // ---- throughput and overhead ----------------------------------------------------------
 
 function writeTemplate(home: string, name: string, steps: number, kind: 'wait' | 'shell'): void {
@@ -118,10 +154,10 @@ function writeTemplate(home: string, name: string, steps: number, kind: 'wait' |
   fs.writeFileSync(path.join(home, 'templates', `${name}.yaml`), lines.join('\n') + '\n');
 }
 
-async function throughput(kind: 'wait' | 'shell', concurrency: number, tasks = 8, steps = 100): Promise<{ steps_per_s: number; seconds: number }> {
+async function throughput(kind: 'wait' | 'shell', concurrency: number, tasks = 8, steps = 100, webhooks: WebhookEndpoint[] = []): Promise<{ steps_per_s: number; seconds: number }> {
   const home = fs.mkdtempSync(path.join(scratch, `tp-${kind}-${concurrency}-`));
   writeTemplate(home, 'bench', steps, kind);
-  const config: Config = { ...DEFAULT_CONFIG, max_concurrent_tasks: concurrency };
+  const config: Config = { ...DEFAULT_CONFIG, max_concurrent_tasks: concurrency, webhooks };
   const engine = await Engine.open({ home, config });
   await engine.start();
   try {
@@ -374,6 +410,12 @@ function line(label: string, value: string, target = '', verdict = ''): void {
 }
 
 async function main(): Promise<void> {
+  if (argv.includes('--webhooks-only')) {
+    const wh = await webhookOverhead();
+    console.log(JSON.stringify(wh, null, 2));
+    fs.rmSync(scratch, { recursive: true, force: true });
+    return;
+  }
   console.log(`atlas bench on ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${results['machine'] && (results['machine'] as { filesystem_tmp: string }).filesystem_tmp} at ${os.tmpdir()}, ${process.version}\n`);
   const floor: Record<string, unknown> = {};
   for (const n of [1, 4, 8, 16]) {
@@ -404,6 +446,14 @@ async function main(): Promise<void> {
     if (isDefault) targets.push({ name: 'no-work steps >= 0.6x checkpoint floor', ok: wr >= 0.6 }, { name: 'shell steps >= 0.8x spawn floor', ok: sr >= 0.8 });
   }
   results['throughput'] = tp;
+
+  const wh = await webhookOverhead();
+  results['webhook_overhead'] = wh;
+  for (const kind of ['wait', 'shell'] as const) {
+    const w = wh[kind] as { none_steps_per_s: number; one_webhook_steps_per_s: number; slower_pct: number };
+    line(`${kind === 'wait' ? 'no-work' : 'shell'} steps with 1 webhook endpoint (all events) vs none`, `${w.one_webhook_steps_per_s} vs ${w.none_steps_per_s} steps/s: ${w.slower_pct}% slower`, '<= 10%', verdict(w.slower_pct <= 10));
+    targets.push({ name: `${kind} steps with a webhook <= 10% slower`, ok: w.slower_pct <= 10 });
+  }
 
   const ov = await overhead();
   results['overhead'] = ov;

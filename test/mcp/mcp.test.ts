@@ -22,7 +22,7 @@ steps:
 
 type Result = { isError?: boolean; content: Array<{ type: string; text?: string }>; structuredContent?: Record<string, unknown> };
 
-test('atlas mcp: tools over stdio with the SDK client: start, wait, logs, approve; bad arguments are isError', { timeout: 60_000 }, async () => {
+test('atlas mcp: tools over stdio with the SDK client: start, wait, logs, approve; bad arguments are isError', { timeout: 150_000 }, async () => {
   const h = new TestHome();
   h.writeTemplate('review', REVIEW);
   const ws = h.dir('ws');

@@ -97,7 +97,7 @@ function assertAllInOrder(log: AtlasEvent[], rx: Receiver): void {
   }
 }
 
-test('webhooks: 500s then 200s deliver every event, signed, in order per task; kill -9 between attempts resumes; 410 disables; a hang times out', { timeout: 120_000 }, async () => {
+test('webhooks: 500s then 200s deliver every event, signed, in order per task; kill -9 between attempts resumes; 410 disables; a hang times out', { timeout: 240_000 }, async () => {
   const rx = new Receiver();
   const url = await rx.listen();
   const h = new TestHome();
