@@ -15,7 +15,7 @@ import type { RunningTask } from '../daemon/running-tasks.js';
 export function registerDaemonCommands(cli: Argv): Argv {
   return cli.command('daemon <action>', 'start, stop or inspect the background daemon', (y) =>
     y
-      .positional('action', { choices: ['start', 'stop', 'restart', 'status', 'run', 'install-service'] as const, describe: 'what to do' })
+      .positional('action', { choices: ['start', 'stop', 'restart', 'reload', 'status', 'run', 'install-service'] as const, describe: 'what to do' })
       .option('timeout', { type: 'string', describe: 'stop: grace period for running steps (e.g. 10s)', default: '10s' })
       .option('detach', { type: 'boolean', describe: 'stop: leave running steps running (the next daemon re-attaches to them)', default: false })
       .option('quiet', { type: 'boolean', describe: 'run: log only to logs/daemon.log', default: false })
@@ -30,6 +30,8 @@ export function registerDaemonCommands(cli: Argv): Argv {
             return await start(args);
           case 'stop':
             return await stop(args);
+          case 'reload':
+            return await reload(args);
           case 'restart':
             // Running steps keep running; the new daemon re-attaches to them.
             await stop({ ...args, detach: true, json: false, quietStop: true });
@@ -173,4 +175,19 @@ function installService(args: GlobalArgs & { print: boolean }): void {
   fs.writeFileSync(unit.file, unit.text, { mode: 0o644 });
   if (args.json) return printJson({ file: unit.file, name: unit.name, enable: unit.enable });
   process.stdout.write(`wrote ${unit.file} (PATH as in this shell; add variables with Environment= lines)\nto enable it:\n${unit.enable.map((l) => `  ${l}`).join('\n')}\n`);
+}
+
+/** `atlas daemon reload`: config.yaml again; says what changed, what applied, what needs a restart. */
+async function reload(args: GlobalArgs): Promise<void> {
+  const client = await AtlasClient.connect(homeOf(args));
+  try {
+    const r = await client.call('daemon.reload');
+    if (args.json) return printJson(r);
+    if (r.changed.length === 0) process.stdout.write('config.yaml: nothing changed\n');
+    if (r.applied.length) process.stdout.write(`applied now: ${r.applied.join(', ')}\n`);
+    if (r.needs_restart.length) process.stdout.write(`needs 'atlas daemon restart': ${r.needs_restart.join(', ')}\n`);
+    process.stdout.write(`user templates (read at every start): ${r.templates.length ? r.templates.join(', ') : 'none'}\n`);
+  } finally {
+    client.close();
+  }
 }

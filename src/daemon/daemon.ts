@@ -123,6 +123,12 @@ export class Daemon {
     }
   }
 
+  /** Re-reads config.yaml (SIGHUP); see Engine.reload. */
+  async reload(): Promise<unknown> {
+    if (!this.engine) throw new Error('the daemon is not running yet');
+    return this.engine.reload();
+  }
+
   /**
    * Drains and stops. A second call while draining skips the grace period. With `detach`,
    * running steps are left running for the next daemon to re-attach (a restart).
@@ -165,7 +171,11 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  process.on('SIGHUP', () => daemon.log.info('SIGHUP ignored'));
+  // SIGHUP: re-read config.yaml, as `atlas daemon reload` does (the result goes to the log).
+  process.on('SIGHUP', () => {
+    daemon.log.info('SIGHUP: reloading config.yaml');
+    void daemon.reload().catch((err: unknown) => daemon.log.warn(`reload failed, nothing changed: ${(err as Error).message}`));
+  });
   // Requests and steps handle their own errors. Anything that escapes them leaves the daemon
   // in a state nobody has reasoned about: log it and exit non-zero at once (no drain, which
   // would run through the same broken state). Every task is checkpointed; the next start

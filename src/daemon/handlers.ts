@@ -71,6 +71,7 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
         running: await runningTasks(engine),
       };
     },
+    'daemon.reload': async () => engine.reload(),
     'daemon.stop': async ({ timeout_ms, detach }) => {
       setImmediate(() => info.stop(timeout_ms, detach === true));
       return { stopping: true, pid: process.pid };

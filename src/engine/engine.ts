@@ -30,6 +30,7 @@ import type { Template } from '../templates/schema.js';
 import { checkDurationInputs, newStepState, resolveInputs } from './new-task.js';
 import { PgStore } from '../store/pg/pg-store.js';
 import { spawner } from '../steps/spawner.js';
+import { configKeyName, diffConfig, type ReloadResult } from './reload.js';
 import { Cluster } from './cluster.js';
 import { killLeftover } from './reattach.js';
 import { recoverTasks, type RecoveryReport } from './recovery.js';
@@ -126,6 +127,26 @@ export class Engine extends EventEmitter {
       release: (t) => this.enqueue(t),
       log: logger,
     });
+  }
+
+  /** Re-reads config.yaml: applies what can change live, reports what needs a restart (see reload.ts). */
+  async reload(): Promise<ReloadResult> {
+    const next = await loadConfig(this.store.paths.config);
+    const { changed, live, restart } = diffConfig(this.config, next);
+    // Runners hold this same object: the next step of a running task sees the new values.
+    const target = this.config as unknown as Record<string, unknown>;
+    for (const k of live) target[k] = next[k];
+    if (live.includes('max_concurrent_tasks')) this.scheduler.setConcurrency(next.max_concurrent_tasks);
+    if (live.includes('log_level') && this.log) this.log.level = next.log_level;
+    let templates: string[] = [];
+    try {
+      templates = (await fsp.readdir(this.store.paths.templatesDir)).filter((n) => n.endsWith('.yaml')).map((n) => n.slice(0, -5)).sort();
+    } catch {
+      // no user templates
+    }
+    const result: ReloadResult = { changed: changed.map(configKeyName), applied: live.map(configKeyName), needs_restart: restart.map(configKeyName), templates };
+    this.log?.info({ reload: result }, `config reloaded: ${result.changed.length ? `changed ${result.changed.join(', ')}` : 'nothing changed'}${result.needs_restart.length ? `; needs a restart: ${result.needs_restart.join(', ')}` : ''}`);
+    return result;
   }
 
   static async open(options: EngineOptions): Promise<Engine> {

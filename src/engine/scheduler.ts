@@ -26,6 +26,11 @@ export class Scheduler {
     this.queue = new PQueue({ concurrency });
   }
 
+  /** A new limit (config reload): more slots start queued tasks at once; fewer let running ones finish. */
+  setConcurrency(n: number): void {
+    this.queue.concurrency = n;
+  }
+
   get pending(): number {
     let n = 0;
     for (const line of this.lines.values()) n += line.length;

@@ -2,6 +2,7 @@
 // against and the type of its result. The daemon's handlers and the client are both typed
 // from this one table, so a handler cannot return what the client does not expect and the
 // client needs no casts. Adding a method is one entry here (and its handler).
+import type { ReloadResult } from '../engine/reload.js';
 import { z } from 'zod';
 import type { LoginResult } from '../daemon/http-control.js';
 import type { RunningTask } from '../daemon/running-tasks.js';
@@ -127,6 +128,7 @@ const taskQuery = z
 export const METHODS = {
   'daemon.ping': { params: none, result: returns<PingResult>() },
   'daemon.status': { params: none, result: returns<DaemonStatus>() },
+  'daemon.reload': { params: none, result: returns<ReloadResult>() },
   'daemon.stop': { params: z.object({ timeout_ms: z.number().int().min(0).max(3_600_000).optional(), detach: z.boolean().optional() }).strict(), result: returns<{ stopping: true; pid: number }>() },
   'task.start': {
     params: z
