@@ -138,6 +138,13 @@ async function status(args: GlobalArgs): Promise<void> {
         `tasks    ${s.tasks_total}`,
         counts.length ? table(['STATUS', 'TASKS'], counts.map(([k, n]) => [k, String(n)])) : '',
         s.running?.length ? `\nrunning now\n${table(RUNNING_HEADERS, runningRows(s.running))}` : '',
+        s.store === 'postgres' ? `\nstore    postgres ${s.store_server ?? ''} (schema ${s.store_schema ?? 'atlas'}), this daemon ${s.daemon_id ?? '?'}` : '',
+        s.daemons?.length
+          ? table(
+              ['DAEMON', 'HOST', 'PID', 'HEARTBEAT', 'RUNNING'],
+              s.daemons.map((d) => [d.id, d.host, String(d.pid), d.stopped ? 'stopped' : `${duration(d.heartbeat_age_ms)} ago`, String(d.running)]),
+            )
+          : '',
       ]
         .filter(Boolean)
         .join('\n') + '\n',

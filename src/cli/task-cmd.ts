@@ -195,10 +195,13 @@ export function registerTaskCommands(cli: Argv): Argv {
         } else if (list.length === 0) {
           process.stdout.write(page.total === 0 ? "no tasks; start one with 'atlas start <template> -w <workspace>'\n" : 'no more tasks\n');
         } else {
+          // A shared store lists every daemon's tasks, with the daemon that runs each (or none).
+          const shared = list.some((t) => 'daemon' in t);
+          const owner = (t: (typeof list)[number]) => ((t as { daemon?: string | null }).daemon ?? '-');
           process.stdout.write(
             table(
-              ['ID', 'STATUS', 'TEMPLATE', 'WORKSPACE', 'STEP', 'CREATED'],
-              list.map((t) => [t.id, statusColor(t.status), t.template, t.workspace, t.waiting_on?.length ? `waiting on ${t.waiting_on.length}` : `${Math.min(t.current_step + 1, t.steps_total)}/${t.steps_total} ${t.current_step_name ?? ''}`.trim(), ago(t.created_at)]),
+              ['ID', 'STATUS', 'TEMPLATE', 'WORKSPACE', 'STEP', 'CREATED', ...(shared ? ['DAEMON'] : [])],
+              list.map((t) => [t.id, statusColor(t.status), t.template, t.workspace, t.waiting_on?.length ? `waiting on ${t.waiting_on.length}` : `${Math.min(t.current_step + 1, t.steps_total)}/${t.steps_total} ${t.current_step_name ?? ''}`.trim(), ago(t.created_at), ...(shared ? [owner(t)] : [])]),
             ) + '\n',
           );
         }

@@ -1,6 +1,7 @@
 // The daemon's method table: each JSON-RPC method (params already checked against the
 // shared schemas) mapped onto the engine. Streams (task.logs with follow, events.subscribe)
 // push notifications on the caller's connection until it closes or the task settles.
+import { clusterStatus } from './cluster-status.js';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { AtlasError } from '../errors.js';
@@ -69,6 +70,7 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
         memory: { rss_bytes: mem.rss, heap_used_bytes: mem.heapUsed },
         supervisor: supervisor(),
         running: await runningTasks(engine),
+        ...(await clusterStatus(engine)),
       };
     },
     'daemon.reload': async () => engine.reload(),

@@ -64,6 +64,28 @@ export interface DaemonStatus {
   /** The service manager that runs the daemon, or null when it was started by hand. */
   supervisor: 'systemd' | 'launchd' | null;
   running: RunningTask[];
+  /** The store: files in the home, or a shared PostgreSQL database (then the daemons that share it). */
+  store: 'fs' | 'postgres';
+  store_server?: string;
+  store_schema?: string;
+  daemon_id?: string;
+  daemons?: ClusterDaemon[];
+  lease_takeovers?: number;
+  leases_lost?: number;
+}
+
+/** A daemon of a shared store, as `daemon status` lists it. */
+export interface ClusterDaemon {
+  id: string;
+  host: string;
+  pid: number;
+  home: string;
+  version: string;
+  started_at: string;
+  heartbeat_age_ms: number;
+  stopped: boolean;
+  workspaces: string[];
+  running: number;
 }
 
 export interface LogsResult {
