@@ -9,7 +9,7 @@ import type { LogRecord } from '../store/task-log.js';
 import { withClient, type GlobalArgs } from './connect.js';
 import { follow } from './follow.js';
 import { queueLine } from './ps-cmd.js';
-import { EXIT, ago, c, duration, fail, info, printJson, statusColor, table } from './output.js';
+import { EXIT, ago, c, duration, fail, info, printJson, statusColor, table, warn } from './output.js';
 import { editDistance } from '../util/distance.js';
 import { parseLabelArgs } from '../engine/labels.js';
 import { startBatchCommand } from './batch-cmd.js';
@@ -217,6 +217,7 @@ export function registerTaskCommands(cli: Argv): Argv {
       (y) => y.positional('id', { type: 'string', demandOption: true }),
       action(async (args, client) => {
         const t = await client.call('task.get', { id: String(args['id']) });
+        for (const w of t.warnings ?? []) warn(w);
         if (args.json) return printJson(t);
         const lines = [
           `${c.bold(t.id)}  ${statusColor(t.status)}`,

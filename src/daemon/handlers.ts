@@ -7,7 +7,7 @@ import path from 'node:path';
 import { AtlasError } from '../errors.js';
 import { parseBatch, startBatch } from '../engine/batch.js';
 import type { Engine } from '../engine/engine.js';
-import { createWorkspace, removeWorkspace } from '../engine/workspaces.js';
+import { createWorkspace } from '../engine/workspaces.js';
 import type { RecoveryReport } from '../engine/recovery.js';
 import type { LoginResult } from './http-control.js';
 import { NOTIFY } from '../protocol/methods.js';
@@ -79,7 +79,7 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
       return { stopping: true, pid: process.pid };
     },
     'task.start': async ({ template, template_file, ...rest }) => engine.startTask({ ...rest, template: template ?? '', ...(template_file !== undefined ? { template_file } : {}) }),
-    'task.get': async ({ id }) => locate(id),
+    'task.get': async ({ id }) => engine.showTask(id),
     'task.batch': async ({ file, text, name }) => {
       const source = file ?? name ?? '<batch>';
       let body = text;
@@ -126,7 +126,7 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
       const tasks = await engine.listTasks({ workspace: name });
       return { ...ws, tasks_total: tasks.length, tasks_open: tasks.filter((t) => !TERMINAL_STATUSES.has(t.status)).length, recent_tasks: tasks.slice(0, 10) };
     },
-    'workspace.remove': async ({ name, purge }) => removeWorkspace(engine.store, name, purge ?? false),
+    'workspace.remove': async ({ name, purge }) => engine.removeWorkspace(name, purge ?? false),
     'template.list': async () => engine.templates.list(),
     'template.get': async ({ name }) => {
       const t = await engine.templates.get(name);

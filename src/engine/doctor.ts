@@ -61,7 +61,21 @@ export async function runDoctor(store: Store, templates: TemplateRegistry, repai
       await store.workspaces.get(ws);
     } catch (err) {
       if (isAtlasError(err, 'not_found')) add({ severity: 'info', kind: 'workspace_record_missing', target: paths.workspaceDir(ws), message: `tasks of workspace ${ws} are kept but the workspace itself was removed`, fix: null });
-      else add({ severity: 'error', kind: 'workspace_corrupt', target: paths.workspaceFile(ws), message: (err as Error).message, fix: null });
+      else {
+        let fixed = false;
+        if (repair) {
+          // The newest task knows the directory; with no task there is nothing to keep.
+          const [newest] = await store.tasks.listTasks({ workspace: ws, limit: 1 }).catch(() => []);
+          if (newest?.workdir) {
+            const kind = newest.workdir.startsWith(`${paths.worktreesDir}${path.sep}`) ? 'worktree' : 'path';
+            await store.workspaces.create({ name: ws, path: newest.workdir, kind, repo: null, branch: null });
+          } else {
+            await store.workspaces.remove(ws, false);
+          }
+          fixed = true;
+        }
+        add({ severity: 'error', kind: 'workspace_corrupt', target: paths.workspaceFile(ws), message: (err as Error).message, fix: 'rebuild workspace.json from its newest task (remove it when it has none); the broken file is kept beside it' }, fixed);
+      }
     }
     let entries: string[] = [];
     try {

@@ -13,6 +13,7 @@ import { SCHEMA_VERSION, TERMINAL_STATUSES, type StepState, type TaskRecord, typ
 import { checkDependencies, Dependencies } from './dependencies.js';
 import { checkLabels } from './labels.js';
 import { runDoctor, type DoctorReport } from './doctor.js';
+import { removeWorkspace, type RemoveResult } from './workspaces.js';
 import { openStore } from '../store/open-store.js';
 import { HomePaths } from '../store/paths.js';
 import type { Store, StoreIndex, TaskFilter } from '../store/store.js';
@@ -281,6 +282,28 @@ export class Engine extends EventEmitter {
     return this.store.tasks.getTask(assertTaskId(id));
   }
 
+  /**
+   * The task for `show`. An unreadable task.json is never served from task.json.bak in
+   * silence: the task is repaired as a restart would (the backup or the log, whichever is
+   * further along), and the answer carries a warning saying so.
+   */
+  async showTask(id: string): Promise<TaskRecord & { warnings?: string[] }> {
+    const { task, source } = await this.store.tasks.readTask(assertTaskId(id));
+    if (source === 'primary') return task;
+    if (this.active.has(id) || this.state !== 'running') {
+      return { ...task, warnings: [`task.json of ${id} is unreadable; this is its previous checkpoint (task.json.bak), which may be behind`] };
+    }
+    const fixed = await this.store.repairTask(task.workspace, id);
+    const action = fixed.action === 'rebuilt_from_log' ? 'rebuilt it from task.log' : fixed.action === 'restored_backup' ? 'restored task.json.bak' : fixed.action.replace(/_/g, ' ');
+    const warning = `task.json of ${id} was unreadable (${fixed.problem ?? 'unknown problem'}); atlas ${action}`;
+    this.log?.warn({ task: id, repair: fixed }, warning);
+    if (fixed.action === 'quarantined') throw new AtlasError('corrupt', `${warning}; the task was moved to ${fixed.quarantined_to}`, { details: { id } });
+    const now = await this.getTask(id);
+    this.emitTask(now);
+    if (MOVING.has(now.status)) this.enqueue(now);
+    return { ...now, warnings: [warning] };
+  }
+
   /** Summaries newest first, from the index (which picks up changes made behind its back). */
   async listTasks(filter: TaskFilter = {}): Promise<TaskSummary[]> {
     if (filter.workspace !== undefined) assertName('workspace', filter.workspace);
@@ -441,6 +464,20 @@ export class Engine extends EventEmitter {
     this.index.remove(id, task.workspace);
     this.emit('deleted', id);
     this.dependencies.settled(id);
+  }
+
+  /** Removes a workspace; with `purge` its tasks go too, from the index and from followers' view. */
+  async removeWorkspace(name: string, purge: boolean): Promise<RemoveResult> {
+    const gone = purge ? this.index.list({ workspace: assertName('workspace', name) }).map((t) => t.id) : [];
+    const result = await removeWorkspace(this.store, name, purge);
+    for (const id of gone) {
+      this.scheduler.remove(id);
+      this.clearRetry(id);
+      this.store.closeLog(name, id);
+      this.index.remove(id, name);
+      this.emit('deleted', id);
+    }
+    return result;
   }
 
   /** Resolves with the task once it no longer moves by itself (terminal, failed, awaiting approval...). */

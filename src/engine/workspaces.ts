@@ -35,7 +35,9 @@ export async function createWorkspace(store: Store, p: CreateWorkspaceParams): P
     await store.workspaces.get(name);
     throw new AtlasError('already_exists', `workspace ${name} already exists; 'atlas workspace show ${name}' shows it`, { details: { name } });
   } catch (err) {
-    if (!isAtlasError(err, 'not_found')) throw err;
+    // A corrupt record is replaced (the store sets the broken file aside): declaring the
+    // workspace again is how a person fixes it.
+    if (!isAtlasError(err, 'not_found') && !isAtlasError(err, 'corrupt')) throw err;
   }
   if (p.repo === undefined) {
     const dir = path.resolve(p.path ?? process.cwd());
@@ -73,15 +75,22 @@ export interface RemoveResult {
 
 /** Removes a workspace. Refused while one of its tasks is not finished; history kept unless `purge`. */
 export async function removeWorkspace(store: Store, name: string, purge: boolean): Promise<RemoveResult> {
-  const ws = await store.workspaces.get(assertName('workspace', name));
+  const warnings: string[] = [];
+  let ws: WorkspaceRecord | undefined;
+  try {
+    ws = await store.workspaces.get(assertName('workspace', name));
+  } catch (err) {
+    // A corrupt record can still be removed; what it said (a worktree to remove) is lost.
+    if (!isAtlasError(err, 'corrupt')) throw err;
+    warnings.push(`the record of workspace ${name} was corrupt (${err.message}); if it was a git worktree, remove that with 'git worktree remove'`);
+  }
   const open = (await store.tasks.listTasks({ workspace: name })).filter((t) => !TERMINAL_STATUSES.has(t.status));
   if (open.some((t) => t.status === 'running' || t.status === 'pending')) {
     throw new AtlasError('not_allowed', `workspace ${name} has tasks in progress (${open.map((t) => t.id).join(', ')}); cancel them first`, {
       details: { name, tasks: open.map((t) => t.id) },
     });
   }
-  const warnings: string[] = [];
-  if (ws.kind === 'worktree' && ws.repo) {
+  if (ws?.kind === 'worktree' && ws.repo) {
     try {
       await run('git', ['-C', ws.repo, 'worktree', 'remove', ...(purge ? ['--force'] : []), ws.path]);
     } catch (err) {

@@ -1,6 +1,6 @@
 // Workspaces: a name bound to a working directory, kept in workspaces/<ws>/workspace.json.
 import fsp from 'node:fs/promises';
-import { AtlasError, errnoCode, storageError } from '../errors.js';
+import { AtlasError, errnoCode, isAtlasError, storageError } from '../errors.js';
 import { ensureDir, writeFileDurable } from './atomic.js';
 import { assertName, isValidName } from './names.js';
 import type { HomePaths } from './paths.js';
@@ -16,12 +16,13 @@ export class WorkspaceStore implements StoreWorkspaces {
     const file = this.paths.workspaceFile(input.name);
     await ensureDir(this.paths.workspaceDir(input.name));
     try {
-      await fsp.access(file);
+      await this.get(input.name);
       throw new AtlasError('already_exists', `workspace ${input.name} already exists; 'atlas workspace show ${input.name}' shows it`, {
         details: { name: input.name },
       });
     } catch (err) {
-      if (errnoCode(err) !== 'ENOENT') throw err;
+      if (isAtlasError(err, 'corrupt')) await this.setAside(file);
+      else if (!isAtlasError(err, 'not_found')) throw err;
     }
     await writeFileDurable(file, JSON.stringify(rec, null, 2) + '\n');
     return rec;
@@ -39,7 +40,9 @@ export class WorkspaceStore implements StoreWorkspaces {
       throw storageError('read', file, err);
     }
     try {
-      return JSON.parse(text) as WorkspaceRecord;
+      const rec = JSON.parse(text) as WorkspaceRecord;
+      if (typeof rec !== 'object' || rec === null || typeof rec.path !== 'string') throw new Error('not a workspace record');
+      return rec;
     } catch (err) {
       throw new AtlasError('corrupt', `${file} is not valid JSON`, { details: { file }, cause: err });
     }
@@ -64,9 +67,21 @@ export class WorkspaceStore implements StoreWorkspaces {
     return out;
   }
 
-  /** Removes the workspace record; with `purge`, its task history too. */
+  /** A corrupt record is kept beside the new one for inspection, never silently lost. */
+  private async setAside(file: string): Promise<void> {
+    const to = `${file}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    await fsp.rename(file, to).catch((err: unknown) => {
+      throw storageError('set aside', file, err);
+    });
+  }
+
+  /** Removes the workspace record (a corrupt one too); with `purge`, its task history too. */
   async remove(name: string, purge: boolean): Promise<void> {
-    await this.get(name);
+    try {
+      await this.get(name);
+    } catch (err) {
+      if (!isAtlasError(err, 'corrupt')) throw err;
+    }
     if (purge) {
       await fsp.rm(this.paths.workspaceDir(name), { recursive: true, force: true });
     } else {
