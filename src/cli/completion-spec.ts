@@ -47,5 +47,6 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   dashboard: { options: ['listen', 'open'], args: [] },
   events: { options: ['since', 'type', 't', 'task', 'follow', 'f'], args: [], values: { task: 'task' } },
   webhook: { options: ['failed'], args: [['list', 'test', 'deliveries']] },
+  mcp: { options: [], args: [] },
   completion: { options: [], args: [['bash', 'zsh', 'fish']] },
 };
