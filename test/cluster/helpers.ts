@@ -56,6 +56,8 @@ export class ClusterHomes {
       this.homes.push(h);
     }
     this.pool = new pg.Pool({ connectionString: o.url, max: 2, options: `-c search_path=${o.schema}` });
+    // The database is dropped (WITH FORCE) after the file: an idle client cut off then is no failure.
+    this.pool.on('error', () => undefined);
   }
 
   async query<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> {
