@@ -23,6 +23,7 @@ import type { AttemptRun, StepContext, StepOutcome } from '../steps/executor.js'
 import { sleep } from '../steps/process.js';
 import { AttemptOutput, resumePoint, type OutputResume } from './attempt-output.js';
 import { killLeftover, reattachable } from './reattach.js';
+import { resolveStepCwd } from '../steps/step-cwd.js';
 import { EXECUTORS } from '../steps/registry.js';
 import { parseDuration, type StepSpec } from '../templates/schema.js';
 import { inputEnvName, interpolate, lastRejectReason } from './interpolate.js';
@@ -193,7 +194,8 @@ async function runStep(
         output.close();
         throw err;
       }
-      outcome = { status: 'failed', exit_code: null, signal: null, error: `internal error: ${(err as Error).message}`, artifacts: [], files_changed: [] };
+      const error = isAtlasError(err, 'invalid_input') ? err.message : `internal error: ${(err as Error).message}`;
+      outcome = { status: 'failed', exit_code: null, signal: null, error, artifacts: [], files_changed: [] };
     }
     attach = undefined;
     const stopReason = rc.stopReason();
@@ -334,7 +336,7 @@ function makeContext(
 ): StepContext {
   const timeoutMs = spec.timeout !== undefined ? (parseDuration(spec.timeout) ?? null) : rc.config.step_timeout_ms;
   const startedAt = performance.now();
-  const cwd = spec.cwd ? path.resolve(task.workdir, spec.cwd) : task.workdir;
+  const cwd = resolveStepCwd(task.workdir, spec.cwd);
   // Built on first use: steps that run no process (wait, human) never pay for it.
   let env: NodeJS.ProcessEnv | undefined;
   const buildEnv = (): NodeJS.ProcessEnv => {
