@@ -1,7 +1,7 @@
 // How a command reaches the daemon: connect, starting the daemon first when a command needs
 // it and none runs (said on stderr), and warn once when the daemon's version differs.
 import path from 'node:path';
-import { AtlasClient, startDaemon } from '../client/client.js';
+import { AtlasClient, isUntrusted, startDaemon } from '../client/client.js';
 import { AtlasError } from '../errors.js';
 import type { Notification } from '../protocol/methods.js';
 import { defaultHome } from '../store/paths.js';
@@ -32,7 +32,7 @@ export async function connect(args: GlobalArgs, options: ConnectOptions = {}): P
     client = await AtlasClient.connect(home, opts);
   } catch (err) {
     if (!(err instanceof AtlasError && err.code === 'daemon_unreachable') || options.autostart === false) throw err;
-    if ((err.details as { errno?: string } | undefined)?.errno === 'EACCES') throw err;
+    if ((err.details as { errno?: string } | undefined)?.errno === 'EACCES' || isUntrusted(err)) throw err;
     const started = await startDaemon(home);
     if (!started.alreadyRunning) info(`atlas: started the daemon (pid ${started.pid}) for ${home}`);
     client = await AtlasClient.connect(home, opts);

@@ -10,6 +10,7 @@ import { AtlasError, errnoCode, type ErrorCode } from '../errors.js';
 import type { Method, Notification, ParamsIn, ResultOf } from '../protocol/methods.js';
 import type { RpcNotification, RpcResponse } from '../protocol/protocol.js';
 import { socketPathFor } from '../protocol/socket-path.js';
+import { assertTrustedSocket } from '../protocol/socket-trust.js';
 import { packageRoot } from '../util/package-root.js';
 
 export class ClientError extends Error {
@@ -57,6 +58,11 @@ export class AtlasClient {
   /** Connects to the daemon of `home`. Rejects with a daemon_unreachable AtlasError. */
   static connect(home: string, options: { onNotify?: (n: Notification) => void; onClose?: () => void; timeoutMs?: number } = {}): Promise<AtlasClient> {
     const socketPath = socketPathFor(home);
+    try {
+      assertTrustedSocket(socketPath);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return new Promise((resolve, reject) => {
       const socket = net.connect(socketPath);
       const timer = setTimeout(() => {
@@ -138,6 +144,11 @@ export function isPermissionDenied(err: unknown): boolean {
   return errno === 'EACCES' || errno === 'EPERM';
 }
 
+/** True when the socket or its directory was refused as not this user's own (socket-trust.ts). */
+export function isUntrusted(err: unknown): boolean {
+  return err instanceof AtlasError && (err.details as { errno?: string } | undefined)?.errno === 'EUNTRUSTED';
+}
+
 /** The CLI entry point. */
 export const CLI_MAIN = path.resolve(fileURLToPath(new URL('../cli/main.js', import.meta.url)));
 /** The daemon's own entry point (no CLI parser loaded): the single-file bundle the build
@@ -173,7 +184,7 @@ export async function startDaemon(home: string, options: { timeoutMs?: number } 
     }
   } catch (err) {
     // A socket we may not open belongs to a running daemon: starting another cannot help.
-    if (!(err instanceof AtlasError && err.code === 'daemon_unreachable') || isPermissionDenied(err)) throw err;
+    if (!(err instanceof AtlasError && err.code === 'daemon_unreachable') || isPermissionDenied(err) || isUntrusted(err)) throw err;
   }
   let stderr = '';
   let exited: number | null | undefined;

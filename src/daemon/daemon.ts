@@ -13,6 +13,7 @@ import { pino, type Logger } from 'pino';
 import { AtlasError } from '../errors.js';
 import { Engine } from '../engine/engine.js';
 import { socketPathFor } from '../protocol/socket-path.js';
+import { assertTrustedSocketDir } from '../protocol/socket-trust.js';
 import { DIR_MODE, ensureDir } from '../store/atomic.js';
 import { HomePaths } from '../store/paths.js';
 import { acquireHomeLock, type HomeLock } from './home-lock.js';
@@ -90,7 +91,8 @@ export class Daemon {
     try {
       // We hold the lock: whatever socket is there belongs to a dead daemon.
       await ensureDir(path.dirname(this.socketPath));
-      await fsp.chmod(path.dirname(this.socketPath), DIR_MODE).catch(() => undefined);
+      // Never chmod a directory someone else made: refuse it (a fallback under /tmp could be theirs).
+      assertTrustedSocketDir(path.dirname(this.socketPath));
       await fsp.unlink(this.socketPath).catch(() => undefined);
       this.engine = await Engine.open({ home: this.paths.root, logger: this.log });
       marks['engine_open'] = Math.round(performance.now());

@@ -46,6 +46,7 @@ export async function acquireHomeLock<O extends { pid: number; start_ticks: numb
           compromised = true;
         },
       });
+      fs.chmodSync(lockPath, 0o700); // proper-lockfile makes it with the umask's mode (0755)
       fs.writeFileSync(pidFile, JSON.stringify(owner) + '\n', { mode: 0o600 });
       return {
         ok: true,
