@@ -126,7 +126,11 @@ async function status(args: GlobalArgs): Promise<void> {
   }
   try {
     const s = await client.call('daemon.status');
-    if (args.json) return printJson(s); // `running` lists the running tasks (so it is truthy, as it always was)
+    if (args.json) {
+      // `running: true` says the daemon runs (as when it does not: false); its running tasks are `running_list`.
+      const { running: list, ...rest } = s;
+      return printJson({ running: true, ...rest, running_list: list });
+    }
     const counts = Object.entries(s.tasks_by_status).filter(([, n]) => n > 0);
     process.stdout.write(
       [

@@ -25,9 +25,22 @@ function parseInputs(list: unknown): Record<string, string> {
       process.stderr.write(`atlas: -i expects key=value, got ${JSON.stringify(s)}\n`);
       process.exit(EXIT.USAGE);
     }
-    out[s.slice(0, eq)] = s.slice(eq + 1);
+    out[s.slice(0, eq)] = inputValue(s.slice(0, eq), s.slice(eq + 1));
   }
   return out;
+}
+
+/** `-i name=@path` reads the value from a file (`-` is stdin); `@@` stands for a literal `@`. */
+function inputValue(name: string, raw: string): string {
+  if (raw.startsWith('@@')) return raw.slice(1);
+  if (!raw.startsWith('@')) return raw;
+  const file = raw.slice(1);
+  try {
+    return fs.readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (err) {
+    process.stderr.write(`atlas: -i ${name}=@${file}: cannot read ${file === '-' ? 'stdin' : file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}\n`);
+    process.exit(EXIT.USAGE);
+  }
 }
 
 /**
@@ -100,7 +113,7 @@ export function registerTaskCommands(cli: Argv): Argv {
           .positional('template', { type: 'string' })
           .option('workspace', { alias: 'w', type: 'string', describe: 'the workspace to run in' })
           .option('batch', { type: 'string', describe: 'a batch file: tasks: [{key, template, workspace, inputs, after: [keys]}], all created or none' })
-          .option('input', { alias: 'i', type: 'string', array: true, describe: 'an input, key=value (repeatable)' })
+          .option('input', { alias: 'i', type: 'string', array: true, describe: 'an input, key=value (repeatable); key=@file reads the value from a file (@- stdin, @@ a literal @)' })
           .option('description', { alias: 'd', type: 'string' })
           .option('priority', { type: 'number', describe: 'higher runs first (default 0)' })
           .option('after', { type: 'string', array: true, describe: 'run only once these tasks completed (ID[,ID...], repeatable)' })

@@ -17,6 +17,7 @@ import type { LogRecord } from '../store/task-log.js';
 import { formatProblem, parseTemplate, TemplateError } from '../templates/loader.js';
 import { parseWhen } from '../util/when.js';
 import { VERSION } from '../version.js';
+import { assertInputSizes } from '../engine/input-limits.js';
 import { taskLogs } from './logs-handler.js';
 import type { Handlers } from './rpc-server.js';
 import { runningTasks } from './running-tasks.js';
@@ -78,7 +79,10 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
       setImmediate(() => info.stop(timeout_ms, detach === true));
       return { stopping: true, pid: process.pid };
     },
-    'task.start': async ({ template, template_file, ...rest }) => engine.startTask({ ...rest, template: template ?? '', ...(template_file !== undefined ? { template_file } : {}) }),
+    'task.start': async ({ template, template_file, ...rest }) => {
+      assertInputSizes(rest.inputs ?? {});
+      return engine.startTask({ ...rest, template: template ?? '', ...(template_file !== undefined ? { template_file } : {}) });
+    },
     'task.get': async ({ id }) => engine.showTask(id),
     'task.batch': async ({ file, text, name }) => {
       const source = file ?? name ?? '<batch>';

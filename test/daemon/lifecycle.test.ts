@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { TASK_STATUSES } from '../../src/store/records.js';
 import { VERSION } from '../../src/version.js';
-import { TestHome, assertGone, expectExit, homeProcesses, isGone, parseStdout, socketAnswers, waitFor } from '../helpers/daemon.js';
+import { TestHome, portableCli, assertGone, expectExit, homeProcesses, isGone, parseStdout, socketAnswers, waitFor } from '../helpers/daemon.js';
 
 describe('daemon lifecycle', () => {
   let h: TestHome;
@@ -81,7 +81,9 @@ describe('daemon lifecycle', () => {
     // and the 0600 socket are out of reach; otherwise the socket's mode is taken away.
     const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
     if (!asRoot) fs.chmodSync(sock, 0o000);
-    const other = asRoot ? { uid: 65534, gid: 65534 } : {};
+    // As nobody, the CLI runs from a bundle in a world-readable place, not from the checkout.
+    const portable = asRoot ? await portableCli() : undefined;
+    const other = portable ? { uid: 65534, gid: 65534, cliPath: portable.path } : {};
     try {
       // Neither 'not running' nor a second daemon: the one that runs is out of reach.
       for (const args of [['workspace', 'list'], ['daemon', 'status'], ['daemon', 'stop'], ['daemon', 'start']]) {
@@ -92,6 +94,7 @@ describe('daemon lifecycle', () => {
       }
       assert.deepEqual(homeProcesses(h.home), [pid]);
     } finally {
+      portable?.dispose();
       if (!asRoot) fs.chmodSync(sock, 0o600);
     }
   });

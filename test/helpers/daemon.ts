@@ -16,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AtlasClient } from '../../src/client/client.js';
 import { socketPathFor } from '../../src/protocol/socket-path.js';
+import { VERSION } from '../../src/version.js';
 import type { TaskRecord, TaskSummary } from '../../src/store/records.js';
 import { TEMPLATES, type TemplateName } from './templates.js';
 
@@ -126,6 +127,33 @@ export interface CliOptions {
   /** Run as another user (needs root). */
   uid?: number;
   gid?: number;
+  /** Another build of the CLI to run (see portableCli). */
+  cliPath?: string;
+}
+
+/**
+ * The CLI bundled into one file in a world-readable temp directory, for running it as another
+ * user: the checkout itself may sit under a directory only its owner can enter (a clone in
+ * root's home, any `mktemp -d`), so a test must not depend on where it lives.
+ */
+export async function portableCli(): Promise<{ path: string; dispose(): void }> {
+  const { build } = await import('esbuild');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'atlas-cli-'));
+  fs.chmodSync(dir, 0o755);
+  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'atlas', version: VERSION, type: 'module' }));
+  const out = path.join(dir, 'atlas.mjs');
+  await build({
+    entryPoints: [CLI_PATH],
+    outfile: out,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    logLevel: 'error',
+    banner: { js: "import { createRequire as __atlasCreateRequire } from 'node:module'; const require = __atlasCreateRequire(import.meta.url);" },
+  });
+  fs.chmodSync(out, 0o644);
+  return { path: out, dispose: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** Every CLI child still running, so a failed test can kill it. */
@@ -160,7 +188,7 @@ export interface SpawnedCli {
 
 export function spawnCli(home: string, args: string[], options: CliOptions = {}): SpawnedCli {
   const full = ['--home', home, ...args];
-  const child = spawn(process.execPath, [CLI_PATH, ...full], {
+  const child = spawn(process.execPath, [options.cliPath ?? CLI_PATH, ...full], {
     cwd: options.cwd ?? os.tmpdir(),
     env: withExtraEnv(cliEnv(), options.env),
     stdio: ['ignore', 'pipe', 'pipe'],
