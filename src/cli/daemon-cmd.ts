@@ -3,7 +3,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv } from 'yargs';
 import { AtlasClient, isPermissionDenied, startDaemon } from '../client/client.js';
-import { AlreadyRunningError, runDaemon } from '../daemon/daemon.js';
 import { AtlasError } from '../errors.js';
 import { parseDuration } from '../templates/schema.js';
 import { homeOf, type GlobalArgs } from './connect.js';
@@ -161,6 +160,8 @@ async function status(args: GlobalArgs): Promise<void> {
 async function run(args: GlobalArgs & { timeout: string; quiet: boolean }): Promise<void> {
   const home = homeOf(args);
   const grace = parseDuration(args.timeout) ?? 10_000;
+  // Loaded only for `daemon run`: every other command stays a thin client.
+  const { AlreadyRunningError, runDaemon } = await import('../daemon/daemon.js');
   try {
     const daemon = await runDaemon({ home, graceMs: grace, logToStderr: !args.quiet });
     if (!args.quiet) info(`atlas daemon running (pid ${process.pid}) for ${home}; socket ${daemon.socketPath}`);
