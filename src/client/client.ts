@@ -59,7 +59,7 @@ export class AtlasClient {
   static connect(home: string, options: { onNotify?: (n: Notification) => void; onClose?: () => void; timeoutMs?: number } = {}): Promise<AtlasClient> {
     const socketPath = socketPathFor(home);
     try {
-      assertTrustedSocket(socketPath);
+      assertTrustedSocket(socketPath, home);
     } catch (err) {
       return Promise.reject(err);
     }

@@ -92,7 +92,7 @@ export class Daemon {
       // We hold the lock: whatever socket is there belongs to a dead daemon.
       await ensureDir(path.dirname(this.socketPath));
       // Never chmod a directory someone else made: refuse it (a fallback under /tmp could be theirs).
-      assertTrustedSocketDir(path.dirname(this.socketPath));
+      if (path.dirname(this.socketPath) !== this.paths.root) assertTrustedSocketDir(path.dirname(this.socketPath));
       await fsp.unlink(this.socketPath).catch(() => undefined);
       this.engine = await Engine.open({ home: this.paths.root, logger: this.log });
       marks['engine_open'] = Math.round(performance.now());

@@ -26,9 +26,10 @@ export function assertTrustedSocketDir(dir: string): void {
   if ((st.mode & 0o077) !== 0) refuse('socket directory', dir, `its mode is ${(st.mode & 0o777).toString(8)}, open to other users (it must be 700)`);
 }
 
-/** Checks the socket and its directory. Missing is fine (the daemon is not running). */
-export function assertTrustedSocket(socketPath: string): void {
-  assertTrustedSocketDir(path.dirname(socketPath));
+/** Checks the socket, and its directory when that is a shared fallback (not the home, which
+ *  the daemon makes 0700 itself). Missing is fine (the daemon is not running). */
+export function assertTrustedSocket(socketPath: string, home: string): void {
+  if (path.dirname(socketPath) !== path.resolve(home)) assertTrustedSocketDir(path.dirname(socketPath));
   let st: fs.Stats;
   try {
     st = fs.lstatSync(socketPath);
