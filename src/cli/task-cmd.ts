@@ -341,9 +341,12 @@ export function registerTaskCommands(cli: Argv): Argv {
     .command(
       'delete <id>',
       'delete a finished task and its files',
-      (y) => y.positional('id', { type: 'string', demandOption: true }),
+      (y) =>
+        y
+          .positional('id', { type: 'string', demandOption: true })
+          .option('force', { type: 'boolean', describe: 'delete even past the guard of 20 deletions a minute' }),
       action(async (args, client) => {
-        const r = await client.call('task.delete', { id: String(args['id']) });
+        const r = await client.call('task.delete', { id: String(args['id']), ...(args['force'] ? { force: true } : {}) });
         if (args.json) return printJson(r);
         process.stdout.write(`deleted ${String(args['id'])}\n`);
       }),

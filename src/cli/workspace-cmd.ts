@@ -13,10 +13,11 @@ export function registerWorkspaceCommands(cli: Argv): Argv {
       .option('repo', { type: 'string', describe: 'create: a git repository to make a worktree of, on a new branch' })
       .option('branch', { type: 'string', describe: 'create --repo: the new branch (default atlas/<name>)' })
       .option('purge', { type: 'boolean', describe: 'remove: delete the task history too', default: false })
+      .option('force', { type: 'boolean', describe: 'remove --purge: even past the guard of 20 deletions a minute', default: false })
       .example('$0 workspace create api --path ~/src/api', 'use an existing directory')
       .example('$0 workspace create fix-42 --repo ~/src/api --branch fix/42', 'a new git worktree'),
     async (a) => {
-      const args = a as unknown as GlobalArgs & { action: string; name?: string; path?: string; repo?: string; branch?: string; purge: boolean };
+      const args = a as unknown as GlobalArgs & { action: string; name?: string; path?: string; repo?: string; branch?: string; purge: boolean; force: boolean };
       try {
         if (args.action !== 'list' && !args.name) {
           process.stderr.write(`atlas: 'workspace ${args.action}' needs a name\n`);
@@ -55,7 +56,7 @@ export function registerWorkspaceCommands(cli: Argv): Argv {
               return;
             }
             case 'remove': {
-              const r = await client.call('workspace.remove', { name: args.name!, purge: args.purge });
+              const r = await client.call('workspace.remove', { name: args.name!, purge: args.purge, ...(args.force ? { force: true } : {}) });
               for (const w of r.warnings) warn(w);
               if (args.json) return printJson(r);
               process.stdout.write(`removed workspace ${r.name}${r.purged ? ' and its task history' : ' (task history kept)'}\n`);

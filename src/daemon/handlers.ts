@@ -102,8 +102,8 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
     'task.cancel': async ({ id }) => engine.cancel(id),
     'task.approve': async ({ id }) => engine.approve(id),
     'task.reject': async ({ id, reason, retry_from }) => engine.reject(id, reason, retry_from),
-    'task.delete': async ({ id }) => {
-      await engine.deleteTask(id);
+    'task.delete': async ({ id, force }) => {
+      await engine.deleteTask(id, { force: force ?? false });
       return { deleted: id };
     },
     'task.wait': async ({ id }, conn) => {
@@ -130,7 +130,8 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
       const tasks = await engine.listTasks({ workspace: name });
       return { ...ws, tasks_total: tasks.length, tasks_open: tasks.filter((t) => !TERMINAL_STATUSES.has(t.status)).length, recent_tasks: tasks.slice(0, 10) };
     },
-    'workspace.remove': async ({ name, purge }) => engine.removeWorkspace(name, purge ?? false),
+    'workspace.remove': async ({ name, purge, force }) =>
+      purge ? engine.destroy(`the task history of workspace ${name}`, force ?? false, () => engine.removeWorkspace(name, true)) : engine.removeWorkspace(name, false),
     'template.list': async () => engine.templates.list(),
     'template.get': async ({ name }) => {
       const t = await engine.templates.get(name);

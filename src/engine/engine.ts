@@ -26,6 +26,7 @@ import type { IndexScan } from '../store/task-index.js';
 import { idSortKey } from '../store/task-store.js';
 import { runQuery, type QueryPage, type TaskQuery } from '../store/task-query.js';
 import { cleanEnvironment } from '../store/task-env.js';
+import { DestructionGuard } from './destruction-guard.js';
 import { BUILTIN_DIR, TemplateRegistry, loadTemplateFile } from '../templates/loader.js';
 import type { Template } from '../templates/schema.js';
 import { checkDurationInputs, newStepState, resolveInputs } from './new-task.js';
@@ -99,6 +100,8 @@ export class Engine extends EventEmitter {
   private readonly canceling = new Set<string>();
   private revalidateTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger | undefined;
+  /** Refuses a burst of deletions (more than 20 a minute) without force. */
+  readonly guard = new DestructionGuard();
   /** The background sweep of idle tasks' temp files started by recovery. */
   private sweeping: Promise<void> | undefined;
   readonly index: StoreIndex;
@@ -449,8 +452,34 @@ export class Engine extends EventEmitter {
     }
   }
 
-  async deleteTask(id: string): Promise<void> {
+  /** Deletes a settled task; counted by the destruction guard (refused past the limit without `force`) and logged. */
+  async deleteTask(id: string, options: { force?: boolean } = {}): Promise<void> {
     const task = await this.getTask(id);
+    const giveBack = this.guard.admit(`task ${id}`, options.force ?? false);
+    try {
+      await this.deleteSettled(task);
+    } catch (err) {
+      giveBack();
+      throw err;
+    }
+    this.log?.info({ deleted: 'task', task: id, workspace: task.workspace, force: options.force ?? false }, `deleted task ${id} (workspace ${task.workspace})`);
+  }
+
+  /** Counts a purge (a workspace's history, the quarantine) against the destruction guard; runs it and logs it. */
+  async destroy<T>(what: string, force: boolean, run: () => Promise<T>): Promise<T> {
+    const giveBack = this.guard.admit(what, force);
+    try {
+      const r = await run();
+      this.log?.info({ deleted: what, force }, `deleted ${what}`);
+      return r;
+    } catch (err) {
+      giveBack();
+      throw err;
+    }
+  }
+
+  private async deleteSettled(task: TaskRecord): Promise<void> {
+    const id = task.id;
     if (!TERMINAL_STATUSES.has(task.status) && !RESUMABLE_FROM.has(task.status) && task.status !== 'awaiting_approval') {
       throw new AtlasError('not_allowed', `task ${id} is ${task.status}; cancel it before deleting it`, { details: { id, status: task.status } });
     }

@@ -187,7 +187,7 @@ export const METHODS = {
   'task.cancel': { params: taskId, result: returns<TaskRecord>() },
   'task.approve': { params: taskId, result: returns<TaskRecord>() },
   'task.reject': { params: z.object({ id, reason: z.string().min(1).max(10_000), retry_from: name.optional() }).strict(), result: returns<TaskRecord>() },
-  'task.delete': { params: taskId, result: returns<{ deleted: string }>() },
+  'task.delete': { params: z.object({ id, force: z.boolean().optional() }).strict(), result: returns<{ deleted: string }>() },
   'task.wait': { params: taskId, result: returns<TaskRecord>() },
   'task.logs': {
     params: z
@@ -214,7 +214,7 @@ export const METHODS = {
   },
   'workspace.list': { params: none, result: returns<WorkspaceRecord[]>() },
   'workspace.get': { params: z.object({ name }).strict(), result: returns<WorkspaceDetail>() },
-  'workspace.remove': { params: z.object({ name, purge: z.boolean().optional() }).strict(), result: returns<RemoveResult>() },
+  'workspace.remove': { params: z.object({ name, purge: z.boolean().optional(), force: z.boolean().optional() }).strict(), result: returns<RemoveResult>() },
   'template.list': { params: none, result: returns<TemplateInfo[]>() },
   'template.get': { params: z.object({ name }).strict(), result: returns<TemplateDetail>() },
   'template.validate': {
