@@ -55,7 +55,7 @@ function takesValue(command: string | undefined, option: string): boolean {
   const spec = command !== undefined ? COMMANDS[command] : undefined;
   if (spec?.values?.[option] !== undefined) return true;
   // Options known to take a value without a completable one.
-  return ['input', 'i', 'description', 'd', 'priority', 'label', 'l', 'env', 'e', 'limit', 'n', 'step', 'tail', 'reason', 'retry-from', 'path', 'repo', 'branch', 'timeout', 'listen', 'since', 'type', 't'].includes(option);
+  return ['input', 'i', 'description', 'd', 'priority', 'label', 'l', 'env', 'e', 'limit', 'n', 'step', 'tail', 'reason', 'retry-from', 'path', 'repo', 'branch', 'timeout', 'listen', 'since', 'until', 'text', 'cursor', 'type', 't'].includes(option);
 }
 
 function filter(list: readonly string[], prefix: string): string[] {

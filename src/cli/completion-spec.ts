@@ -27,7 +27,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     values: { workspace: 'workspace', w: 'workspace', after: 'task' },
   },
   list: {
-    options: ['workspace', 'w', 'status', 'active', 'template', 't', 'limit', 'n'],
+    options: ['workspace', 'w', 'status', 'active', 'template', 't', 'label', 'l', 'since', 'until', 'text', 'limit', 'n', 'all', 'cursor', 'with-total'],
     args: [],
     values: { workspace: 'workspace', w: 'workspace', template: 'template', t: 'template', status: TASK_STATUS_WORDS },
   },

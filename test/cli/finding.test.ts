@@ -12,7 +12,8 @@ describe('ps, list filters, daemon status, show of a pending task, clear-quarant
   let h: TestHome;
 
   before(async () => {
-    h = new TestHome({ templates: ['sleeper', 'quick', 'failing'] });
+    h = new TestHome({ templates: ['quick', 'failing'] });
+    h.writeTemplate('sleeper', 'name: sleeper\nsteps:\n  - name: nap\n    type: shell\n    run: sleep 600\n');
     fs.mkdirSync(h.home, { recursive: true });
     fs.writeFileSync(path.join(h.home, 'config.yaml'), 'max_concurrent_tasks: 2\nstep_defaults:\n  kill_grace: 200ms\n');
     await h.startDaemon();

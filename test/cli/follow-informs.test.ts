@@ -51,9 +51,9 @@ describe('follow on the CLI', () => {
 
   test('Ctrl-C stops following, the task keeps running, and the message says how to re-attach', async () => {
     const f = h.spawn(['start', 'sleeper', '-w', 's', '--follow']);
-    const id = await waitFor('the follower to name the task', () => /^(task-\S+):/m.exec(f.peek().stderr)?.[1]);
+    const id = await waitFor('the follower to name the task', () => /^(task-\S+):/m.exec(f.peek().stderr)?.[1], 60_000);
     await h.waitStepProcess(id);
-    await waitFor('the step to be announced', () => f.peek().stderr.includes('step 1/1 nap'));
+    await waitFor('the step to be announced', () => f.peek().stderr.includes('step 1/1 nap'), 60_000);
     f.child.kill('SIGINT');
     const r = await f.result;
     assert.equal(r.code, 130, r.stderr);
