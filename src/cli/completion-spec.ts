@@ -22,7 +22,7 @@ const task: CommandSpec = { options: [], args: ['task'] };
 
 export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   start: {
-    options: ['workspace', 'w', 'input', 'i', 'description', 'd', 'priority', 'after', 'label', 'l', 'wait', 'follow', 'f', 'env', 'e', 'env-clear'],
+    options: ['workspace', 'w', 'input', 'i', 'description', 'd', 'priority', 'after', 'label', 'l', 'wait', 'follow', 'f', 'env', 'e', 'env-clear', 'batch'],
     args: ['template'],
     values: { workspace: 'workspace', w: 'workspace', after: 'task' },
   },
