@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { httpConfig, type HttpConfig } from '../config/config.js';
 import type { Engine } from '../engine/engine.js';
 import { HttpListener, type Readiness } from '../http/server.js';
-import { setGaugeSource } from '../metrics/metrics.js';
+import { setGaugeSource, webhookDeliveries } from '../metrics/metrics.js';
 import { observeTasks } from '../metrics/task-metrics.js';
 import { summarize } from '../store/records.js';
 import type { Handlers } from './rpc-server.js';
@@ -34,7 +34,13 @@ export class HttpControl {
     private readonly log: Logger,
     private readonly isRunning: () => boolean,
   ) {
-    this.unobserve = observeTasks(engine);
+    const unobserveTasks = observeTasks(engine);
+    const onAttempt = (outcome: string) => webhookDeliveries.inc({ outcome });
+    engine.webhooks.on('attempt', onAttempt);
+    this.unobserve = () => {
+      unobserveTasks();
+      engine.webhooks.off('attempt', onAttempt);
+    };
     setGaugeSource({
       taskCounts: () => engine.taskCounts(),
       slotsAvailable: () => Math.max(0, engine.config.max_concurrent_tasks - engine.runningCount),

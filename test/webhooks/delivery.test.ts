@@ -16,6 +16,7 @@ import type { AtlasEvent } from '../../src/events/event.js';
 import type { TaskRecord } from '../../src/store/records.js';
 import type { Delivery } from '../../src/webhooks/dispatcher.js';
 import { TestHome, waitFor } from '../helpers/daemon.js';
+import { parsePrometheus, request, sample } from '../helpers/http.js';
 
 type Mode = 'ok' | 'fail' | 'gone' | 'hang';
 
@@ -117,6 +118,12 @@ test('webhooks: 500s then 200s deliver every event, signed, in order per task; k
     await waitFor('every event delivered', () => new Set(rx.delivered().map((e) => e.id)).size >= log.length, 30_000);
     assertAllInOrder(log, rx);
     assert.ok(rx.received.filter((r) => r.status === 500).length >= 12);
+    // atlas_webhook_deliveries_total counts every attempt by its outcome.
+    const l = await h.json<{ url: string }>(['dashboard']);
+    const token = fs.readFileSync(path.join(h.home, 'http.token'), 'utf8').trim();
+    const m = parsePrometheus((await request(`${l.url}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text);
+    assert.ok((sample(m.samples, 'atlas_webhook_deliveries_total', { outcome: 'delivered' }) ?? 0) >= log.length, 'delivered attempts counted');
+    assert.ok((sample(m.samples, 'atlas_webhook_deliveries_total', { outcome: 'retry' }) ?? 0) >= 12, 'failed attempts counted');
 
     // 2. kill -9 while deliveries are failing; they resume after the restart.
     rx.mode = 'fail';
