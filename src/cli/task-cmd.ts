@@ -79,7 +79,9 @@ function action(fn: (args: Args, client: AtlasClient) => Promise<number | void>)
         } catch (err) {
           if (err instanceof ClientError && err.code === 'not_found' && typeof args['id'] === 'string') {
             const hint = await closestId(client, args['id']);
-            if (hint) throw new ClientError(err.code, `${err.message} (did you mean ${hint}?)`, err.rpcCode);
+            // Only when the task itself was not found: a missing step or artifact of a real task is
+            // not helped by naming that task again.
+            if (hint && hint !== args['id']) throw new ClientError(err.code, `${err.message} (did you mean ${hint}?)`, err.rpcCode);
           }
           throw err;
         }

@@ -156,6 +156,7 @@ describe('atlas cancel, approve, reject, resume and exit codes', () => {
   test('--json prints only JSON on stdout for every query command', async () => {
     const id = (await h.json<TaskSummary[]>(['list', '--status', 'completed']))[0]!.id;
     const artifact = (await h.json<Array<{ name: string }>>(['artifacts', id]))[0]!.name;
+    const step = (await h.json<{ steps: Array<{ name: string }> }>(['show', id])).steps[0]!.name;
     const tpl = path.join(h.home, 'templates', 'quick.yaml');
     const commands = [
       ['daemon', 'status'],
@@ -169,7 +170,7 @@ describe('atlas cancel, approve, reject, resume and exit codes', () => {
       ['list', '-w', 'rev1', '--status', 'completed', '--template', 'review', '--limit', '5'],
       ['show', id],
       ['logs', id],
-      ['logs', id, '--step', 'make'],
+      ['logs', id, '--step', step],
       ['artifacts', id],
       ['artifacts', id, artifact],
     ];
@@ -178,6 +179,10 @@ describe('atlas cancel, approve, reject, resume and exit codes', () => {
       const v = parseStdout<unknown>(expectExit(results[i]!, 0));
       assert.notEqual(v, null, `atlas ${cmd.join(' ')} --json printed null`);
     }
+    // A step the task does not have is not found, and the hint names its steps, not the task again.
+    const noStep = expectExit(await h.cli(['logs', id, '--step', 'nosuch']), 4);
+    assert.match(noStep.stderr, /has no step nosuch; its steps: /);
+    assert.doesNotMatch(noStep.stderr, /did you mean task-/);
     await h.stopDaemon();
   });
 });
