@@ -95,6 +95,8 @@ export class Daemon {
       if (path.dirname(this.socketPath) !== this.paths.root) assertTrustedSocketDir(path.dirname(this.socketPath));
       await fsp.unlink(this.socketPath).catch(() => undefined);
       this.engine = await Engine.open({ home: this.paths.root, logger: this.log });
+      // config.yaml's log_level applies from here on (reload applies later changes).
+      this.log.level = this.engine.config.log_level;
       marks['engine_open'] = Math.round(performance.now());
       // The HTTP listener (if configured) comes up before recovery, so /readyz can say "not yet".
       this.http = new HttpControl(this.engine, this.paths.root, this.log, () => this.state === 'running');
