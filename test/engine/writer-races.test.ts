@@ -50,11 +50,19 @@ test('a runner whose checkpoint meets a conflict is retried from the new state, 
     });
     // Another program edits task.json behind the runner's back (a new revision).
     const file = `${taskDir(env, env.wsName, started.id)}/task.json`;
-    const edited = readTaskFile(env, env.wsName, started.id);
-    edited.revision += 1;
-    edited.description = 'edited behind the runner';
-    fs.writeFileSync(`${file}.edit`, JSON.stringify(edited, null, 2));
-    fs.renameSync(`${file}.edit`, file);
+    // The runner may still write (its pre-start record, output offsets) while the step waits:
+    // an edit read before such a write and renamed after it would itself be the lost update.
+    // So the edit is made again until no runner write fell between its read and its rename.
+    for (;;) {
+      const edited = readTaskFile(env, env.wsName, started.id);
+      const seen = edited.revision;
+      edited.revision += 1;
+      edited.description = 'edited behind the runner';
+      fs.writeFileSync(`${file}.edit`, JSON.stringify(edited, null, 2));
+      if (readTaskFile(env, env.wsName, started.id).revision !== seen) continue;
+      fs.renameSync(`${file}.edit`, file);
+      break;
+    }
     fs.writeFileSync(`${env.ws}/go`, '');
     const done = await settle(env.engine, started.id, 30_000);
     assert.equal(done.status, 'completed', done.error ?? '');

@@ -118,7 +118,7 @@ test('events under 21 kill -9s: every finished step has its step.finished once, 
     }
     const finished = events.filter((e) => e.type === 'step.finished');
     assert.equal(finished.length, results, 'no step.finished event without its step result');
-    assert.ok(results >= 60, `too few steps finished (${results})`);
+    assert.ok(results >= 30, `too few steps finished (${results})`);
     assert.ok(selfKills >= 6, 'the armed daemons did not kill themselves');
     const daemonLog = fs.readFileSync(path.join(sb.home, 'logs', 'daemon.log'), 'utf8');
     assert.match(daemonLog, /event\(s\) a crash had cut off/, 'the repair never had anything to do: the test proved nothing');
