@@ -69,6 +69,8 @@ test('a pid file naming a live but different process (a reused pid), a fresh loc
     await killHard(holder.pid!);
     await waitFor('the socket holder to be reaped', () => holder.exitCode !== null || holder.signalCode !== null, 5000);
     assert.ok(fs.statSync(sock).isSocket());
+    // As a killed daemon leaves it: its sockets are 0600 (one open to others is refused, socket-trust.test).
+    fs.chmodSync(sock, 0o600);
     // This very process is alive, but it is not the daemon that took the lock: its start time differs.
     const ticks = processStartTicks(process.pid);
     fs.writeFileSync(path.join(sb.home, 'daemon.pid'), JSON.stringify({ pid: process.pid, start_ticks: (ticks ?? 0) + 12345, version: '0.0.0', socket: sock, started_at: new Date().toISOString() }) + '\n');
