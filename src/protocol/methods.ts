@@ -20,6 +20,7 @@ import type { LogRecord } from '../store/task-log.js';
 import type { QueryPage } from '../store/task-query.js';
 import type { TemplateInfo, TemplateProblem } from '../templates/loader.js';
 import type { Template } from '../templates/schema.js';
+import type { DaemonRow } from '../store/pg/cluster-sql.js';
 
 /** A phantom marker carrying a method's result type (it holds no value at run time). */
 export interface Returns<R> {
@@ -74,19 +75,8 @@ export interface DaemonStatus {
   leases_lost?: number;
 }
 
-/** A daemon of a shared store, as `daemon status` lists it. */
-export interface ClusterDaemon {
-  id: string;
-  host: string;
-  pid: number;
-  home: string;
-  version: string;
-  started_at: string;
-  heartbeat_age_ms: number;
-  stopped: boolean;
-  workspaces: string[];
-  running: number;
-}
+/** A daemon of a shared store, as `daemon status` lists it (the row the store reads). */
+export type ClusterDaemon = DaemonRow;
 
 export interface LogsResult {
   id: string;
