@@ -520,19 +520,28 @@ export class Engine extends EventEmitter {
         signal?.removeEventListener('abort', onAbort);
         fn();
       };
+      // Settled means its events are durable too: `atlas events` after `start --wait` shows the end.
+      const settled = (t: TaskRecord) => finish(() => void this.eventsDurable().then(() => resolve(t)));
       const onTask = (t: TaskRecord) => {
-        if (t.id === id && !MOVING.has(t.status)) finish(() => resolve(t));
+        if (t.id === id && !MOVING.has(t.status)) settled(t);
       };
       const onAbort = () => finish(() => reject(new AtlasError('internal', 'stopped waiting')));
       this.on('task', onTask);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.getTask(id).then(
         (t) => {
-          if (!MOVING.has(t.status)) finish(() => resolve(t));
+          if (!MOVING.has(t.status)) settled(t);
         },
         (err: unknown) => finish(() => reject(err)),
       );
     });
+  }
+
+  /** Waits until every event recorded so far is durable; gives up after 5 s (a disk that cannot sync). */
+  private eventsDurable(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, 5_000).unref()));
+    return Promise.race([this.events.store.flush().catch(() => undefined), timeout]).finally(() => clearTimeout(timer));
   }
 
   /** Checks the whole home; with `repair`, fixes what is safe and picks repaired tasks up again. */
