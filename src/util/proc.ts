@@ -53,7 +53,13 @@ export function sameProcessAlive(pid: number, startTicks: number | null): boolea
   return now === null || now === startTicks;
 }
 
-/** True while any process of the group is alive (zombies aside). */
+/**
+ * True while any process of the group is alive (zombies aside). O(1) in the common cases:
+ * kill(-pgid, 0) says whether the group has any member at all (ESRCH: none), and a leader
+ * (pid = pgid) that lives and is no zombie answers for the group. Only a group whose leader
+ * is gone or a zombie while other members remain (a step that left children behind, or a
+ * group of zombies init has not reaped yet) costs a scan of /proc.
+ */
 export function processGroupAlive(pgid: number): boolean {
   if (!Number.isInteger(pgid) || pgid <= 1) return false;
   try {
@@ -61,7 +67,13 @@ export function processGroupAlive(pgid: number): boolean {
   } catch (err) {
     return errnoCode(err) === 'EPERM';
   }
-  // Something of the group exists: a live member, or only zombies.
+  const leader = statFields(pgid);
+  if (leader && Number(leader[2]) === pgid && leader[0] !== 'Z' && leader[0] !== 'X') return true;
+  return groupHasLiveMember(pgid);
+}
+
+/** The slow path of processGroupAlive: looks at every process for a live member of the group. */
+function groupHasLiveMember(pgid: number): boolean {
   let pids: string[];
   try {
     pids = fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n));
@@ -105,13 +117,27 @@ function openFileLimit(): number | null {
   return fdLimit;
 }
 
-/** How many more files this process may open before EMFILE, or null where that is unknown. */
+/** Headroom above which a reading stays good for FD_READING_TTL_MS (nothing opens that many in a moment). */
+const FD_PLENTY = 256;
+const FD_READING_TTL_MS = 1000;
+let fdReading: { headroom: number; at: number } | undefined;
+
+/**
+ * How many more files this process may open before EMFILE, or null where that is unknown.
+ * Counting /proc/self/fd costs a directory read per call, so a reading that shows plenty of
+ * room is reused for a second; near the limit every call counts again.
+ */
 export function fdHeadroom(): number | null {
   const limit = openFileLimit();
   if (limit === null) return null;
+  const now = performance.now();
+  if (fdReading && fdReading.headroom >= FD_PLENTY && now - fdReading.at < FD_READING_TTL_MS) return fdReading.headroom;
   try {
-    return limit - fs.readdirSync('/proc/self/fd').length;
+    const headroom = limit - fs.readdirSync('/proc/self/fd').length;
+    fdReading = { headroom, at: now };
+    return headroom;
   } catch (err) {
+    fdReading = undefined;
     return errnoCode(err) === 'EMFILE' || errnoCode(err) === 'ENFILE' ? 0 : null;
   }
 }
