@@ -11,6 +11,7 @@ import { registerPsCommand } from './ps-cmd.js';
 import { registerEventsCommand } from './events-cmd.js';
 import { registerWebhookCommands } from './webhook-cmd.js';
 import { registerMcpCommand } from './mcp-cmd.js';
+import { registerHistoryCommands } from './history-cmd.js';
 import { registerCompletionCommand } from './completion-cmd.js';
 import { EXIT, c } from './output.js';
 import { registerTaskCommands } from './task-cmd.js';
@@ -45,6 +46,7 @@ export function buildCli(argv: string[]): Argv {
   cli = registerEventsCommand(cli);
   cli = registerWebhookCommands(cli);
   cli = registerMcpCommand(cli);
+  cli = registerHistoryCommands(cli);
   return cli;
 }
 

@@ -49,4 +49,6 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   webhook: { options: ['failed'], args: [['list', 'test', 'deliveries']] },
   mcp: { options: [], args: [] },
   completion: { options: [], args: [['bash', 'zsh', 'fish']] },
+  backup: { options: ['verify'], args: ['file'] },
+  restore: { options: ['force'], args: ['file'] },
 };

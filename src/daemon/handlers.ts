@@ -23,6 +23,7 @@ import type { Handlers } from './rpc-server.js';
 import { runningTasks } from './running-tasks.js';
 import { clearQuarantine } from '../engine/quarantine.js';
 import { listEvents, subscribeEvents } from './event-stream.js';
+import { historyHandlers } from './history-handlers.js';
 
 export interface DaemonInfo {
   home: string;
@@ -175,6 +176,7 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
       if (q.task_id !== undefined) assertTaskId(q.task_id);
       return listEvents(engine.events, q);
     },
+    ...historyHandlers(engine),
   };
 }
 

@@ -21,6 +21,7 @@ import type { QueryPage } from '../store/task-query.js';
 import type { TemplateInfo, TemplateProblem } from '../templates/loader.js';
 import type { Template } from '../templates/schema.js';
 import type { DaemonRow } from '../store/pg/cluster-sql.js';
+import type { BackupResult } from '../daemon/backup-handler.js';
 
 /** A phantom marker carrying a method's result type (it holds no value at run time). */
 export interface Returns<R> {
@@ -231,6 +232,8 @@ export const METHODS = {
   },
   'doctor.run': { params: z.object({ repair: z.boolean().optional(), clear_quarantine: z.boolean().optional() }).strict(), result: returns<DoctorResult>() },
   'http.login': { params: z.object({ listen: z.string().min(1).max(300).optional() }).strict(), result: returns<LoginResult>() },
+  /** A snapshot of the home (DESIGN §14), streamed as backup.chunk notifications; the result comes last. */
+  'backup.create': { params: none, result: returns<BackupResult>() },
 } as const satisfies Record<string, MethodSpec>;
 
 export type Method = keyof typeof METHODS;
@@ -254,6 +257,8 @@ export const NOTIFY = {
   EVENT: 'events.event',
   /** events.subscribe: the stream is cut off (a slow reader); params {code, message, last_seq}. */
   EVENT_ERROR: 'events.error',
+  /** backup.create: the next bytes of the compressed snapshot, base64. */
+  BACKUP_CHUNK: 'backup.chunk',
 } as const;
 
 export interface NotificationParams {
@@ -262,6 +267,7 @@ export interface NotificationParams {
   'stream.end': { id: string };
   'events.event': { event: AtlasEvent };
   'events.error': { code: string; message: string; last_seq: number };
+  'backup.chunk': { data: string };
 }
 export type NotificationMethod = keyof NotificationParams;
 /** A notification as the client receives it, discriminated by method. */

@@ -1,0 +1,115 @@
+// Keeping history (DESIGN §14): `atlas backup [FILE]`, `atlas backup --verify FILE`,
+// `atlas restore FILE [--force]`.
+//
+// backup: the daemon makes the snapshot and streams it; this process writes FILE (a temp file,
+// fsync, then published under its name only if every byte arrived and the SHA-256 matches).
+// --verify and restore need no daemon: a restore goes into an empty home, where none runs.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Argv } from 'yargs';
+import { AtlasError } from '../errors.js';
+import type { Notification } from '../protocol/methods.js';
+import { restoreBackup, stamp, verifyBackup } from '../store/backup.js';
+import { withClient, homeOf, type GlobalArgs } from './connect.js';
+import { EXIT, fail, info, printJson } from './output.js';
+
+type Args = GlobalArgs & { file?: string; verify?: boolean; force?: boolean };
+
+export function registerHistoryCommands(cli: Argv): Argv {
+  return cli
+    .command(
+      'backup [file]',
+      'write a consistent, compressed, checksummed snapshot of the home (tasks keep running); --verify FILE checks one',
+      (y) =>
+        y
+          .positional('file', { type: 'string', describe: 'where to write it (default ./atlas-backup-<date>-<time>.tar.gz)' })
+          .option('verify', { type: 'boolean', describe: 'check every checksum of FILE instead of making a backup' }),
+      async (a) => {
+        const args = a as unknown as Args;
+        try {
+          if (args.verify) await verify(args);
+          else await backup(args);
+        } catch (err) {
+          fail(err);
+        }
+      },
+    )
+    .command(
+      'restore <file>',
+      'restore a backup into an empty home (verified first); the daemon then resumes every unfinished task',
+      (y) =>
+        y
+          .positional('file', { type: 'string', demandOption: true, describe: 'a file made by atlas backup' })
+          .option('force', { type: 'boolean', describe: 'restore over a home that is not empty (it is moved aside to <home>.before-restore-<date>, not deleted)' }),
+      async (a) => {
+        const args = a as unknown as Args;
+        try {
+          const r = await restoreBackup(path.resolve(args.file!), homeOf(args), { force: args.force === true });
+          if (args.json) return printJson(r);
+          if (r.moved_aside) info(`atlas: the home that was there is now ${r.moved_aside}`);
+          info(
+            `atlas: restored ${r.tasks} task(s) (${r.files} files, backup of ${r.backup_created_at}) into ${r.home}; ` +
+              `the daemon resumes every unfinished task when it starts ('atlas --home ${r.home} daemon start')` +
+              (r.rerun.length ? `; ${r.rerun.length} step(s) that were running at backup time will run again` : ''),
+          );
+        } catch (err) {
+          fail(err);
+        }
+      },
+    );
+}
+
+async function verify(args: Args): Promise<void> {
+  if (!args.file) fail(new AtlasError('invalid_input', 'backup --verify needs the FILE to check'));
+  const m = await verifyBackup(path.resolve(args.file));
+  const about = m.about ?? {};
+  if (args.json) return printJson({ valid: true, file: path.resolve(args.file), created_at: m.created_at, entries: m.entries.length, about });
+  info(`atlas: ${args.file} is intact: ${m.entries.length} files, every checksum matches (${String(about['tasks'] ?? '?')} tasks, made ${m.created_at} from ${String(about['home'] ?? '?')})`);
+}
+
+async function backup(args: Args): Promise<void> {
+  const file = path.resolve(args.file ?? `atlas-backup-${stamp(new Date())}.tar.gz`);
+  if (fs.existsSync(file)) {
+    info(`atlas: ${file} already exists; name another file`);
+    process.exit(EXIT.USAGE);
+  }
+  const tmp = `${file}.partial-${process.pid}`;
+  const fd = fs.openSync(tmp, 'wx', 0o600);
+  const hash = crypto.createHash('sha256');
+  let bytes = 0;
+  let writeError: unknown;
+  const onNotify = (n: Notification) => {
+    if (n.method !== 'backup.chunk' || writeError) return;
+    const data = Buffer.from(n.params.data, 'base64');
+    try {
+      for (let off = 0; off < data.length; ) off += fs.writeSync(fd, data, off, data.length - off);
+      hash.update(data);
+      bytes += data.length;
+    } catch (err) {
+      writeError = err;
+    }
+  };
+  try {
+    const r = await withClient(args, (client) => client.call('backup.create'), { onNotify });
+    if (writeError) throw new AtlasError('storage', `could not write ${tmp}: ${(writeError as Error).message}`);
+    const sha = hash.digest('hex');
+    if (bytes !== r.bytes || sha !== r.sha256) throw new AtlasError('internal', `the backup arrived incomplete (${bytes} of ${r.bytes} bytes); nothing was written, try again`);
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fs.linkSync(tmp, file); // fails rather than replace a file that appeared meanwhile
+    const dfd = fs.openSync(path.dirname(file), 'r');
+    fs.fsyncSync(dfd);
+    fs.closeSync(dfd);
+    if (args.json) return printJson({ file, ...r });
+    info(`atlas: backup written to ${file}: ${r.tasks} task(s), ${r.files} files, ${(r.bytes / 1024 / 1024).toFixed(1)} MiB, sha256 ${r.sha256}`);
+    if (r.unreadable.length) info(`atlas: ${r.unreadable.length} task(s) had an unreadable task.json and were copied as they are: ${r.unreadable.join(', ')}`);
+  } finally {
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // closed above
+    }
+    fs.rmSync(tmp, { force: true });
+  }
+}
