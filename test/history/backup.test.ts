@@ -10,10 +10,12 @@ import type { TaskRecord } from '../../src/store/records.js';
 import { TestHome, expectExit, runCli, waitFor } from '../helpers/daemon.js';
 
 const STEPS = 10;
-const TEMPLATE = `name: steps
-description: ten short steps
-steps:
-${Array.from({ length: STEPS }, (_, i) => `  - name: s${i + 1}\n    type: shell\n    run: sleep 0.3; echo step-${i + 1}\n`).join('')}`;
+/** Step 3 waits for a gate file the test makes once the backup is written, so every task is
+ *  part-way through (two steps finished, one running) when the backup is taken, however slow the machine. */
+function template(gate: string): string {
+  const run = (i: number) => (i === 3 ? `while [ ! -f '${gate}' ]; do sleep 0.05; done; echo step-3` : `sleep 0.1; echo step-${i}`);
+  return `name: steps\ndescription: ten short steps, the third waits for a gate\nsteps:\n${Array.from({ length: STEPS }, (_, i) => `  - name: s${i + 1}\n    type: shell\n    run: "${run(i + 1)}"\n`).join('')}`;
+}
 
 function taskFiles(home: string): Map<string, TaskRecord> {
   const out = new Map<string, TaskRecord>();
@@ -35,16 +37,18 @@ describe('backup and restore', () => {
 
   before(async () => {
     h1 = new TestHome();
-    h1.writeTemplate('steps', TEMPLATE);
     h2 = new TestHome();
+    const gate = path.join(h1.root, 'gate');
+    h1.writeTemplate('steps', template(gate));
     await h1.startDaemon();
     await h1.createWorkspaces(['a', 'b', 'c', 'd']);
     const c = await h1.client();
     for (const ws of ['a', 'b', 'c', 'd']) ids.push(((await c.call('task.start', { template: 'steps', workspace: ws })) as TaskRecord).id);
     // Back up once every task is part-way through.
-    for (const id of ids) await h1.waitTask(id, 'two finished steps', (t) => t.step_results.length >= 2);
+    for (const id of ids) await h1.waitTask(id, 'step 3 running', (t) => t.step_results.length === 2 && t.steps[2]?.status === 'running', 60_000);
     file = path.join(h1.root, 'snap.tar.gz');
     expectExit(await h1.cli(['backup', file]), 0);
+    fs.writeFileSync(gate, '');
     for (const id of ids) finals.set(id, await h1.waitSettled(id, 60_000));
   });
   after(async () => {
@@ -89,7 +93,7 @@ describe('backup and restore', () => {
       const st = fs.statSync(path.join(h2.home, 'workspaces', t.workspace, 'tasks', id, 'task.json'));
       assert.equal(st.mode & 0o777, 0o600);
     }
-    assert.ok(unfinished >= 1, 'every task had finished before the backup: nothing was tested');
+    assert.equal(unfinished, ids.length, 'a task had finished before the backup: the gate did not hold it');
     // A non-empty home is refused without --force.
     const again = expectExit(await h2.cli(['restore', file]), 5);
     assert.match(again.stderr, /not empty.*--force/);
