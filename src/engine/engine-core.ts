@@ -14,7 +14,7 @@ import { cursorOf, type Cursor } from '../events/event.js';
 import { EventJournal } from '../events/journal.js';
 import { WebhookManager } from '../webhooks/manager.js';
 import type { LogRecord } from '../store/task-log.js';
-import { idSortKey } from '../store/task-store.js';
+import { idSortKey } from '../store/task-ids.js';
 import type { TemplateRegistry } from '../templates/loader.js';
 import { Dependencies } from './dependencies.js';
 import { DestructionGuard } from './destruction-guard.js';

@@ -15,7 +15,7 @@ import type { StepState, TaskRecord } from '../store/records.js';
 import type { RepairResult } from '../store/repair.js';
 import type { Store, StoreIndex } from '../store/store.js';
 import type { IndexScan } from '../store/task-index.js';
-import { compareIds } from '../store/task-store.js';
+import { compareIds } from '../store/task-ids.js';
 import { killLeftover, reattachable } from './reattach.js';
 import { transition } from './transitions.js';
 

@@ -3,7 +3,7 @@
 // tasks' temp files in the background; with a shared (PostgreSQL) store it joins the cluster.
 import type { IndexScan } from '../store/task-index.js';
 import type { PgStore } from '../store/pg/pg-store.js';
-import { idSortKey } from '../store/task-store.js';
+import { idSortKey } from '../store/task-ids.js';
 import { Cluster } from './cluster.js';
 import type { EngineCore } from './engine-core.js';
 import { recoverTasks, type RecoveryReport } from './recovery.js';

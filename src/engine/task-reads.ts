@@ -5,7 +5,7 @@ import { assertName, assertTaskId } from '../store/names.js';
 import type { TaskRecord, TaskSummary } from '../store/records.js';
 import type { TaskFilter } from '../store/store.js';
 import { runQuery, type QueryPage, type TaskQuery } from '../store/task-query.js';
-import { idSortKey } from '../store/task-store.js';
+import { idSortKey } from '../store/task-ids.js';
 import { MOVING, type EngineCore } from './engine-core.js';
 
 /**

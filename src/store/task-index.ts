@@ -19,7 +19,7 @@ import { summarize, type TaskRecord, type TaskStatus, type TaskSummary } from '.
 import { decodeTask } from './task-codec.js';
 import { runQuery, searchText, type QueryPage, type TaskQuery } from './task-query.js';
 import type { StoreIndex, TaskFilter } from './store.js';
-import { idSortKey } from './task-store.js';
+import { idSortKey } from './task-ids.js';
 
 const SNAPSHOT_VERSION = 3;
 

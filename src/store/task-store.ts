@@ -9,13 +9,15 @@ import fsp from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { AtlasError, errnoCode, isAtlasError, storageError } from '../errors.js';
 import { ensureDir, fsyncDir, sweepTempFiles, writeFileDurable } from './atomic.js';
-import { assertName, assertTaskId, isValidName, isValidTaskId } from './names.js';
+import { assertName, assertTaskId } from './names.js';
 import type { HomePaths } from './paths.js';
 import { TERMINAL_STATUSES, type TaskRecord } from './records.js';
 import type { ReadResult, StoreTasks, TaskFilter, Warn } from './store.js';
 import { decodeTask, encodeTask } from './task-codec.js';
 import { breakDeadLock, lockTaskDir, type TaskLock } from './task-lock.js';
 import { readTaskEnv, writeTaskEnv } from './task-env.js';
+import { taskIdBase } from './task-ids.js';
+import { TaskLocator } from './task-locator.js';
 
 export type { TaskFilter, Warn, ReadResult };
 
@@ -39,8 +41,8 @@ function sameFile(w: Written, st: Stats): boolean {
 export class TaskStore implements StoreTasks {
   readonly paths: HomePaths;
   private readonly warn: Warn;
-  /** id -> workspace, so a task is found by id alone (ids are unique across the home). */
-  private readonly locations = new Map<string, string>();
+  /** Finds a task's workspace by id alone (ids are unique across the home). */
+  private readonly locator: TaskLocator;
   /** What this process last wrote to each task.json, to detect writes behind its back cheaply. */
   private readonly written = new Map<string, Written>();
   private readonly leases = new Map<string, TaskLock>();
@@ -52,6 +54,7 @@ export class TaskStore implements StoreTasks {
 
   constructor(paths: HomePaths, options: { warn?: Warn } = {}) {
     this.paths = paths;
+    this.locator = new TaskLocator(paths);
     this.warn = options.warn ?? (() => undefined);
   }
 
@@ -63,10 +66,7 @@ export class TaskStore implements StoreTasks {
 
   /** A new task id, `task-YYYYMMDD-HHMMSS` (UTC), with a suffix when that id is taken. */
   async newTaskId(now: Date = new Date()): Promise<string> {
-    const p = (n: number) => String(n).padStart(2, '0');
-    const base =
-      `task-${now.getUTCFullYear()}${p(now.getUTCMonth() + 1)}${p(now.getUTCDate())}` +
-      `-${p(now.getUTCHours())}${p(now.getUTCMinutes())}${p(now.getUTCSeconds())}`;
+    const base = taskIdBase(now);
     for (let n = 1; ; n++) {
       const id = n === 1 ? base : `${base}-${n}`;
       if (this.reservedIds.has(id)) continue;
@@ -82,34 +82,17 @@ export class TaskStore implements StoreTasks {
 
   // ---- locating --------------------------------------------------------------------
 
-  async workspaceNames(): Promise<string[]> {
-    try {
-      return (await fsp.readdir(this.paths.workspacesDir)).filter(isValidName).sort();
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return [];
-      throw storageError('list', this.paths.workspacesDir, err);
-    }
+  workspaceNames(): Promise<string[]> {
+    return this.locator.workspaceNames();
   }
 
   /** The workspace that holds task `id`, or undefined. */
-  async locate(id: string): Promise<string | undefined> {
-    assertTaskId(id);
-    const known = this.locations.get(id);
-    if (known !== undefined && (await exists(this.paths.taskDir(known, id)))) return known;
-    this.locations.delete(id);
-    for (const ws of await this.workspaceNames()) {
-      if (await exists(this.paths.taskDir(ws, id))) {
-        this.locations.set(id, ws);
-        return ws;
-      }
-    }
-    return undefined;
+  locate(id: string): Promise<string | undefined> {
+    return this.locator.locate(id);
   }
 
-  private async requireLocation(id: string): Promise<string> {
-    const ws = await this.locate(id);
-    if (ws === undefined) throw new AtlasError('not_found', `no task ${id}; 'atlas list' shows the tasks there are`, { details: { id } });
-    return ws;
+  private requireLocation(id: string): Promise<string> {
+    return this.locator.require(id);
   }
 
   // ---- reading ---------------------------------------------------------------------
@@ -173,7 +156,7 @@ export class TaskStore implements StoreTasks {
       await fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
       throw err;
     }
-    this.locations.set(task.id, task.workspace);
+    this.locator.remember(task.id, task.workspace);
     this.reservedIds.delete(task.id);
     await this.remember(task);
     return task;
@@ -318,24 +301,8 @@ export class TaskStore implements StoreTasks {
   // ---- listing and deleting ----------------------------------------------------------
 
   /** Task ids of one workspace (or all), newest first. Ids sort by creation time. */
-  async listTaskIds(workspace?: string): Promise<Array<{ id: string; workspace: string }>> {
-    const wss = workspace === undefined ? await this.workspaceNames() : [assertName('workspace', workspace)];
-    const out: Array<{ id: string; workspace: string }> = [];
-    for (const ws of wss) {
-      let names: string[];
-      try {
-        names = await fsp.readdir(this.paths.tasksDir(ws));
-      } catch (err) {
-        if (errnoCode(err) === 'ENOENT') continue;
-        throw storageError('list', this.paths.tasksDir(ws), err);
-      }
-      for (const id of names) {
-        if (!isValidTaskId(id)) continue;
-        out.push({ id, workspace: ws });
-        this.locations.set(id, ws);
-      }
-    }
-    return out.sort((a, b) => compareIds(b.id, a.id));
+  listTaskIds(workspace?: string): Promise<Array<{ id: string; workspace: string }>> {
+    return this.locator.listTaskIds(workspace);
   }
 
   /** Tasks newest first. Unreadable tasks are skipped with a warning. */
@@ -379,7 +346,7 @@ export class TaskStore implements StoreTasks {
       if (lock) await lock.release().catch(() => undefined);
       await this.releaseLease(id).catch(() => undefined);
     }
-    this.locations.delete(id);
+    this.locator.forget(id);
     this.written.delete(id);
   }
 
@@ -401,33 +368,6 @@ export class TaskStore implements StoreTasks {
 
   isTerminal(task: TaskRecord): boolean {
     return TERMINAL_STATUSES.has(task.status);
-  }
-}
-
-/** A string that sorts like compareIds: the suffix zero-padded (task-...-2 before task-...-10). */
-export function idSortKey(id: string): string {
-  const [base, suffix = '1'] = splitId(id);
-  return `${base}-${suffix.padStart(6, '0')}`;
-}
-
-/** Ids sort by time, then by their numeric suffix. */
-export function compareIds(a: string, b: string): number {
-  const [ab, as = '1'] = splitId(a);
-  const [bb, bs = '1'] = splitId(b);
-  return ab < bb ? -1 : ab > bb ? 1 : Number(as) - Number(bs);
-}
-
-function splitId(id: string): [string, string | undefined] {
-  const m = /^(task-\d{8}-\d{6})(?:-(\d+))?$/.exec(id);
-  return m ? [m[1] ?? id, m[2]] : [id, undefined];
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await fsp.access(p);
-    return true;
-  } catch {
-    return false;
   }
 }
 

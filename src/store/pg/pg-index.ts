@@ -4,7 +4,7 @@
 // row count (a delete elsewhere) reloads everything.
 import { summarize, type TaskRecord, type TaskStatus, type TaskSummary } from '../records.js';
 import type { IndexScan, StoreIndex, TaskFilter } from '../store.js';
-import { idSortKey } from '../task-store.js';
+import { idSortKey } from '../task-ids.js';
 import type { Db } from './db.js';
 
 /** A summary as listed from a shared store: with the daemon that holds the task, if any. */

@@ -12,7 +12,7 @@ import { assertName, assertTaskId } from '../names.js';
 import { TERMINAL_STATUSES, summarize, type TaskRecord } from '../records.js';
 import type { ReadResult, StoreTasks, TaskFilter, Warn } from '../store.js';
 import { decodeTask, encodeTask } from '../task-codec.js';
-import { idSortKey } from '../task-store.js';
+import { idSortKey } from '../task-ids.js';
 import type { Db } from './db.js';
 
 interface Row {
