@@ -19,7 +19,7 @@ const PROCESS_STARTED_MS = performance.timeOrigin - 1000;
 let tempCounter = 0;
 
 /** Fault points tests can arm to simulate a failure at an exact place in a write. */
-export const faults: { beforeRename?: (file: string) => void } = {};
+export const faults: { beforeRename?: (file: string) => void; afterRename?: (file: string) => void } = {};
 
 export function tempPathFor(file: string): string {
   tempCounter = (tempCounter + 1) % 1_000_000_000;
@@ -77,10 +77,14 @@ export interface DurableWriteOptions {
 }
 
 /** Writes `data` to `file` so that after it resolves the new content is durable, and at
- *  any moment before that the old content is intact. Throws a storage error otherwise. */
-export async function writeFileDurable(file: string, data: string | Uint8Array, options: DurableWriteOptions = {}): Promise<void> {
+ *  any moment before that the old content is intact. Throws a storage error otherwise.
+ *  Resolves to the file's stats as this call left it, read right after its rename, or
+ *  undefined when another writer replaced the file at once: a caller that recognises its own
+ *  writes by their stats must never take someone else's file for its own. */
+export async function writeFileDurable(file: string, data: string | Uint8Array, options: DurableWriteOptions = {}): Promise<fs.Stats | undefined> {
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   const tmp = tempPathFor(file);
+  let written: fs.Stats | undefined;
   // Metadata calls (open, write of a few KiB, rename, link) take microseconds on a local
   // disk, so they run inline; only the fsyncs, which wait for the device, go to the pool.
   let fd: number | undefined;
@@ -94,11 +98,15 @@ export async function writeFileDurable(file: string, data: string | Uint8Array, 
       off += n;
     }
     if (options.durable !== false) await fsyncFd(fd);
+    const ino = fs.fstatSync(fd).ino;
     fs.closeSync(fd);
     fd = undefined;
     if (options.backup) await replaceBackup(file, options.backup);
     faults.beforeRename?.(file);
     fs.renameSync(tmp, file);
+    faults.afterRename?.(file);
+    const st = fs.statSync(file, { throwIfNoEntry: false });
+    written = st?.ino === ino ? st : undefined;
   } catch (err) {
     if (fd !== undefined) closeQuietly(fd);
     try {
@@ -109,6 +117,7 @@ export async function writeFileDurable(file: string, data: string | Uint8Array, 
     throw storageError('write', file, err);
   }
   if (!options.skipDirSync && options.durable !== false) await fsyncDir(path.dirname(file));
+  return written;
 }
 
 async function replaceBackup(file: string, backup: string): Promise<void> {

@@ -146,9 +146,10 @@ export class TaskStore implements StoreTasks {
       throw storageError('create', dir, err);
     }
     task.revision = 1;
+    let st: Stats | undefined;
     try {
       if (options.environment) await writeTaskEnv(dir, options.environment);
-      await writeFileDurable(this.paths.taskFile(task.workspace, task.id), encodeTask(task), { skipDirSync: true });
+      st = await writeFileDurable(this.paths.taskFile(task.workspace, task.id), encodeTask(task), { skipDirSync: true });
       // One sync covers the new task.json in the new directory; then the directory's own entry.
       await syncDirs([dir, this.paths.tasksDir(task.workspace)]);
     } catch (err) {
@@ -158,7 +159,7 @@ export class TaskStore implements StoreTasks {
     }
     this.locator.remember(task.id, task.workspace);
     this.reservedIds.delete(task.id);
-    await this.remember(task);
+    this.remember(task, st);
     return task;
   }
 
@@ -257,9 +258,9 @@ export class TaskStore implements StoreTasks {
     // A non-durable one (the pre-spawn record of a shell step) is replaced without keeping it,
     // so the backup stays the last durable checkpoint before it.
     const replacingDurable = known?.revision !== expected || known.durable;
-    await writeFileDurable(file, encodeTask(next), { ...(replacingDurable ? { backup: this.paths.taskBackup(task.workspace, task.id) } : {}), durable });
+    const mine = await writeFileDurable(file, encodeTask(next), { ...(replacingDurable ? { backup: this.paths.taskBackup(task.workspace, task.id) } : {}), durable });
     task.revision = expected + 1;
-    await this.remember(task, durable);
+    this.remember(task, mine, durable);
   }
 
   /** The signature (inode, size, mtime, ctime) of task.json as this process last wrote it. */
@@ -268,14 +269,15 @@ export class TaskStore implements StoreTasks {
     return w ? `${w.ino}:${w.size}:${w.mtimeMs}:${w.ctimeMs}` : undefined;
   }
 
-  private async remember(task: TaskRecord, durable = true): Promise<void> {
-    try {
-      const st = await fsp.stat(this.paths.taskFile(task.workspace, task.id));
-      this.written.set(task.id, { revision: task.revision, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, durable });
-    } catch {
+  /** Keeps the stats of the task.json this process just wrote (none: another writer replaced it at once). */
+  private remember(task: TaskRecord, st: Stats | undefined, durable = true): void {
+    if (!st) {
       this.written.delete(task.id);
+      return;
     }
+    this.written.set(task.id, { revision: task.revision, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, durable });
   }
+
 
   // ---- leases ----------------------------------------------------------------------
 

@@ -333,7 +333,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     };
     const text = JSON.stringify(state);
     this.persisting = this.persisting
-      .then(() => writeFileDurable(this.file, text))
+      .then(async () => void (await writeFileDurable(this.file, text)))
       .catch((err: unknown) => this.warn(`webhook ${this.ep.name}: could not save its delivery state: ${(err as Error).message}`));
     return this.persisting;
   }

@@ -244,9 +244,11 @@ test('consistency: a 50-step task ends with task.json agreeing with task.log', a
 test('output cap: a command printing 100 KB keeps its head and its tail, and the log, the artifact and the result say what was cut', async () => {
   const cap = 2048;
   await withEnv({ config: { output_cap: cap } }, async (env) => {
+    // The error goes to stdout like the rest: stdout and stderr are two files the daemon
+    // reads in turn, so their order relative to each other is not kept.
     writeTemplate(env, {
       name: 'loud',
-      steps: [{ name: 'loud', type: 'shell', run: `echo first; head -c 102400 /dev/zero | tr '\\0' x; echo; echo 'the error at the end' >&2` }],
+      steps: [{ name: 'loud', type: 'shell', run: `echo first; head -c 102400 /dev/zero | tr '\\0' x; echo; echo 'the error at the end'` }],
     });
     const t = await run(env, 'loud');
     assert.equal(t.status, 'completed');

@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { test } from 'node:test';
-import { decodeTask } from '../../src/store/task-codec.js';
+import { faults } from '../../src/store/atomic.js';
+import { decodeTask, encodeTask } from '../../src/store/task-codec.js';
 import { Fixture, addTask, addWorkspace, reap, tempHome } from './helpers.js';
 
 test('4 processes x 25 updates of one task: none is lost', { timeout: 90_000 }, async () => {
@@ -51,6 +52,37 @@ test('30 concurrent updates in one process: none is lost', { timeout: 30_000 }, 
     assert.equal(final.inputs['counter'], '30');
     assert.equal(final.revision, 31);
   } finally {
+    await h.cleanup();
+  }
+});
+
+test('an edit by another program that lands right after a leased checkpoint is detected, never overwritten', async () => {
+  const h = await tempHome();
+  try {
+    await addWorkspace(h.store, 'alpha');
+    const task = await addTask(h.store, 'alpha');
+    await h.store.tasks.acquireLease(task.id);
+    const runner = await h.store.tasks.getTask(task.id);
+    const file = h.store.paths.taskFile('alpha', task.id);
+    // Another program replaces task.json the instant after the runner's rename, before the
+    // runner has looked at what it wrote.
+    faults.afterRename = (f) => {
+      if (f !== file) return;
+      faults.afterRename = undefined;
+      const edited = decodeTask(fs.readFileSync(f, 'utf8'), f);
+      edited.revision += 1;
+      edited.description = 'edited by another program';
+      fs.writeFileSync(`${f}.edit`, encodeTask(edited));
+      fs.renameSync(`${f}.edit`, f);
+    };
+    runner.inputs['step'] = '1';
+    await h.store.tasks.checkpoint(runner);
+    runner.inputs['step'] = '2';
+    await assert.rejects(h.store.tasks.checkpoint(runner), (err: Error & { code?: string }) => err.code === 'conflict', 'the next checkpoint sees the edit');
+    assert.equal(decodeTask(fs.readFileSync(file, 'utf8'), file).description, 'edited by another program', 'the edit is still there');
+    await h.store.tasks.releaseLease(task.id);
+  } finally {
+    faults.afterRename = undefined;
     await h.cleanup();
   }
 });
