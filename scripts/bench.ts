@@ -8,6 +8,7 @@
 //               ratio to the floor at the same number in flight
 //   overhead    one task of 100 no-work steps: the engine's time per step beyond its
 //               durable writes (p50/p99)
+//   length      a no-work step of a 1,000-step task against one of 10-step tasks (bench-length.ts)
 //   scale       100, 1,000 and 10,000 tasks in the home (a mix of statuses, real task
 //               files): daemon start to ready, time until interrupted tasks run again,
 //               list newest 50, list --status failed, show (p50/p99 over the socket), RSS
@@ -29,6 +30,7 @@ import { writeFileDurable } from '../src/store/atomic.js';
 import { SCHEMA_VERSION, type TaskRecord, type TaskStatus } from '../src/store/records.js';
 import { encodeTask } from '../src/store/task-codec.js';
 import { printQueryFigures, queryBench, type QueryFigures } from './bench-queries.js';
+import { lengthBench } from './bench-length.js';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -460,6 +462,13 @@ async function main(): Promise<void> {
   line('step overhead beyond durable I/O, p50', `${ov.overhead_p50_ms} ms (step ${ov.per_step_p50_ms} ms)`, '<= 1 ms', verdict(ov.overhead_p50_ms <= 1));
   line('step overhead beyond durable I/O, p99', `${ov.overhead_p99_ms} ms (step ${ov.per_step_p99_ms} ms)`, '<= 5 ms', verdict(ov.overhead_p99_ms <= 5));
   targets.push({ name: 'overhead p50 <= 1 ms', ok: ov.overhead_p50_ms <= 1 }, { name: 'overhead p99 <= 5 ms', ok: ov.overhead_p99_ms <= 5 });
+
+  // Cost flat in task length: a no-work step of a 1,000-step task against one of 10-step tasks.
+  const len = await lengthBench(scratch, quick ? 200 : 1000);
+  results['task_length'] = len;
+  line(`no-work step cost, ${len.long_steps}-step vs ${len.short_steps}-step task`, `${len.long_mean_ms} vs ${len.short_mean_ms} ms = ${len.ratio}x`, `<= ${len.target}x`, verdict(len.met));
+  line(`  last tenth of the ${len.long_steps}-step task (task.json ${len.task_json_kb_at_end} KB)`, `${len.long_tail_mean_ms} ms per step`);
+  targets.push({ name: `no-work step of a ${len.long_steps}-step task <= ${len.target}x a ${len.short_steps}-step one`, ok: len.met });
 
   const sc: Array<Record<string, unknown>> = [];
   for (const n of SIZES) {

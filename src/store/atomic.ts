@@ -81,8 +81,8 @@ export interface DurableWriteOptions {
  *  Resolves to the file's stats as this call left it, read right after its rename, or
  *  undefined when another writer replaced the file at once: a caller that recognises its own
  *  writes by their stats must never take someone else's file for its own. */
-export async function writeFileDurable(file: string, data: string | Uint8Array, options: DurableWriteOptions = {}): Promise<fs.Stats | undefined> {
-  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+export async function writeFileDurable(file: string, data: string | Uint8Array | readonly Uint8Array[], options: DurableWriteOptions = {}): Promise<fs.Stats | undefined> {
+  const parts = typeof data === 'string' ? [Buffer.from(data, 'utf8')] : data instanceof Uint8Array ? [data] : data;
   const tmp = tempPathFor(file);
   let written: fs.Stats | undefined;
   // Metadata calls (open, write of a few KiB, rename, link) take microseconds on a local
@@ -92,11 +92,7 @@ export async function writeFileDurable(file: string, data: string | Uint8Array, 
     fd = fs.openSync(tmp, 'wx', options.mode ?? FILE_MODE);
     // Every byte is accounted for: a short write is retried, and a write that makes no
     // progress is an error, never a silently truncated file.
-    for (let off = 0; off < bytes.length; ) {
-      const n = fs.writeSync(fd, bytes, off, bytes.length - off);
-      if (n <= 0) throw new AtlasError('storage', `short write to ${tmp}: ${off} of ${bytes.length} bytes (is the disk full?)`, { retryable: true });
-      off += n;
-    }
+    writeAll(fd, parts, tmp);
     if (options.durable !== false) await fsyncFd(fd);
     const ino = fs.fstatSync(fd).ino;
     fs.closeSync(fd);
@@ -118,6 +114,24 @@ export async function writeFileDurable(file: string, data: string | Uint8Array, 
   }
   if (!options.skipDirSync && options.durable !== false) await fsyncDir(path.dirname(file));
   return written;
+}
+
+/** Writes every byte of `parts` in order (one writev for many pieces), retrying short writes. */
+function writeAll(fd: number, parts: readonly Uint8Array[], file: string): void {
+  const total = parts.reduce((n, p) => n + p.length, 0);
+  let written = 0;
+  let rest: Uint8Array[] = parts.filter((p) => p.length > 0);
+  while (rest.length > 0) {
+    const n = rest.length === 1 ? fs.writeSync(fd, rest[0]!) : fs.writevSync(fd, rest);
+    if (n <= 0) throw new AtlasError('storage', `short write to ${file}: ${written} of ${total} bytes (is the disk full?)`, { retryable: true });
+    written += n;
+    // Drop what landed; a piece written in part goes on from where it stopped.
+    let skip = n;
+    let i = 0;
+    while (i < rest.length && skip >= rest[i]!.length) skip -= rest[i++]!.length;
+    rest = rest.slice(i);
+    if (skip > 0) rest[0] = rest[0]!.subarray(skip);
+  }
 }
 
 async function replaceBackup(file: string, backup: string): Promise<void> {

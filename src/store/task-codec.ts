@@ -73,3 +73,76 @@ function checkShape(rec: Record<string, unknown>, file: string): void {
 export function encodeTask(task: TaskRecord): string {
   return JSON.stringify(task) + '\n';
 }
+
+// ---- checkpoint encoding with reuse ---------------------------------------------------
+//
+// A long task's task.json is mostly its finished steps and results, which do not change
+// from one checkpoint to the next; encoding all of it again made each step cost more the
+// longer the task (issue 17). So the elements of steps[], step_results[] and transitions[]
+// keep their encoded bytes between checkpoints (keyed by the element object), and a
+// checkpoint encodes only what changed, then hands the pieces to one writev. A cached piece
+// is reused only after a check that the element still equals, field for field and in key
+// order, the JSON it was encoded from (steps are changed in place while they run, and a
+// resume resets them), so the bytes are always exactly JSON.stringify(task) + '\n'.
+
+const CACHED_ARRAYS = new Set(['steps', 'step_results', 'transitions']);
+/** Per element: `,` + its JSON (the comma dropped for a first element), and the JSON parsed back. */
+const pieces = new WeakMap<object, { bytes: Buffer; json: unknown }>();
+
+/** task.json as buffers to write one after another: the same bytes as encodeTask(task). */
+export function encodeTaskPieces(task: TaskRecord): Buffer[] {
+  const out: Buffer[] = [];
+  let text = '{';
+  let first = true;
+  for (const [key, value] of Object.entries(task)) {
+    if (value === undefined || typeof value === 'function' || typeof value === 'symbol') continue;
+    text += `${first ? '' : ','}${JSON.stringify(key)}:`;
+    first = false;
+    if (!CACHED_ARRAYS.has(key) || !Array.isArray(value)) {
+      text += JSON.stringify(value) ?? 'null';
+      continue;
+    }
+    text += '[';
+    for (let i = 0; i < value.length; i++) {
+      const el: unknown = value[i];
+      if (typeof el !== 'object' || el === null) {
+        text += (i > 0 ? ',' : '') + (JSON.stringify(el) ?? 'null');
+        continue;
+      }
+      let piece = pieces.get(el);
+      if (!piece || !sameJson(el, piece.json)) {
+        const encoded = JSON.stringify(el) ?? 'null';
+        piece = { bytes: Buffer.from(`,${encoded}`, 'utf8'), json: JSON.parse(encoded) };
+        pieces.set(el, piece);
+      }
+      out.push(Buffer.from(text, 'utf8'));
+      text = '';
+      out.push(i > 0 ? piece.bytes : piece.bytes.subarray(1));
+    }
+    text += ']';
+  }
+  out.push(Buffer.from(`${text}}\n`, 'utf8'));
+  return out.filter((b) => b.length > 0);
+}
+
+/** True when `value` encodes to exactly the JSON that parsed into `json` (same keys in the same order). */
+function sameJson(value: unknown, json: unknown): boolean {
+  if (value === json) return typeof value !== 'number' || Number.isFinite(value);
+  if (typeof value !== 'object' || value === null || typeof json !== 'object' || json === null) return false;
+  if (Array.isArray(value)) {
+    if (!Array.isArray(json) || value.length !== json.length) return false;
+    for (let i = 0; i < value.length; i++) if (!sameJson(value[i], json[i]) && !(value[i] === undefined && json[i] === null)) return false;
+    return true;
+  }
+  if (Array.isArray(json) || typeof (value as { toJSON?: unknown }).toJSON === 'function') return false;
+  const keys = Object.keys(json);
+  let i = 0;
+  for (const k in value) {
+    if (!Object.hasOwn(value, k)) return false;
+    const v = (value as Record<string, unknown>)[k];
+    if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
+    if (keys[i] !== k || !sameJson(v, (json as Record<string, unknown>)[k])) return false;
+    i++;
+  }
+  return i === keys.length;
+}

@@ -13,7 +13,7 @@ import { assertName, assertTaskId } from './names.js';
 import type { HomePaths } from './paths.js';
 import { TERMINAL_STATUSES, type TaskRecord } from './records.js';
 import type { ReadResult, StoreTasks, TaskFilter, Warn } from './store.js';
-import { decodeTask, encodeTask } from './task-codec.js';
+import { decodeTask, encodeTask, encodeTaskPieces } from './task-codec.js';
 import { breakDeadLock, lockTaskDir, type TaskLock } from './task-lock.js';
 import { readTaskEnv, writeTaskEnv } from './task-env.js';
 import { taskIdBase } from './task-ids.js';
@@ -258,7 +258,7 @@ export class TaskStore implements StoreTasks {
     // A non-durable one (the pre-spawn record of a shell step) is replaced without keeping it,
     // so the backup stays the last durable checkpoint before it.
     const replacingDurable = known?.revision !== expected || known.durable;
-    const mine = await writeFileDurable(file, encodeTask(next), { ...(replacingDurable ? { backup: this.paths.taskBackup(task.workspace, task.id) } : {}), durable });
+    const mine = await writeFileDurable(file, encodeTaskPieces(next), { ...(replacingDurable ? { backup: this.paths.taskBackup(task.workspace, task.id) } : {}), durable });
     task.revision = expected + 1;
     this.remember(task, mine, durable);
   }
