@@ -15,7 +15,7 @@
 import path from 'node:path';
 import type { Config } from '../config/config.js';
 import { retryPolicy } from '../config/config.js';
-import { isAtlasError } from '../errors.js';
+import { errnoCode, isAtlasError, storageError } from '../errors.js';
 import type { StepProcess, StepResult, StepState, TaskRecord, TaskStatus } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import { attemptFiles, ensureRunDir, filesAt, removeAttemptFiles } from '../steps/attempt-files.js';
@@ -190,9 +190,12 @@ async function runStep(
       if (!attach) ensureRunDir(taskDir);
       outcome = await EXECUTORS[spec.type as keyof typeof EXECUTORS].run(makeContext(task, index, step, spec, attempt, rc, checkpoint, output, run));
     } catch (err) {
-      if (isAtlasError(err, 'conflict') || isAtlasError(err, 'storage')) {
+      // Out of descriptors or disk space: the engine retries the task once there is room
+      // (the attempt is re-attached or re-run then); the step did not fail.
+      const transient = ['EMFILE', 'ENFILE', 'ENOSPC'].includes(errnoCode(err) ?? '');
+      if (isAtlasError(err, 'conflict') || isAtlasError(err, 'storage') || transient) {
         output.close();
-        throw err;
+        throw transient ? storageError(`run step ${step.name} of`, task.id, err) : err;
       }
       const error = isAtlasError(err, 'invalid_input') ? err.message : `internal error: ${(err as Error).message}`;
       outcome = { status: 'failed', exit_code: null, signal: null, error, artifacts: [], files_changed: [] };

@@ -119,16 +119,27 @@ function openCgroup(dir: string): StepCgroup {
   };
 }
 
+/** Out of descriptors for a moment (a burst of steps under a low `ulimit -n`): worth waiting for. */
+const TRANSIENT = new Set(['EMFILE', 'ENFILE', 'EAGAIN']);
+
 async function pidsIn(dir: string): Promise<number[]> {
-  try {
-    const text = await fsp.readFile(path.join(dir, 'cgroup.procs'), 'utf8');
-    return text
-      .split('\n')
-      .filter(Boolean)
-      .map(Number);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
+  for (let tries = 0; ; tries++) {
+    try {
+      const text = await fsp.readFile(path.join(dir, 'cgroup.procs'), 'utf8');
+      return text
+        .split('\n')
+        .filter(Boolean)
+        .map(Number);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return [];
+      // A step's liveness must not fail the step: wait for a descriptor (up to ~5 s).
+      if (code && TRANSIENT.has(code) && tries < 100) {
+        await sleep(50);
+        continue;
+      }
+      throw err;
+    }
   }
 }
 
