@@ -1,6 +1,7 @@
 // The atlas CLI: parses arguments (yargs), talks to the daemon through the client, prints.
 // It never touches files in the home itself. Exit codes: 0 ok, 1 task ended unsuccessfully,
-// 2 bad usage or input, 3 daemon unreachable, 4 not found, 5 not allowed in this status.
+// 2 bad usage or input, 3 daemon unreachable, 4 not found, 5 not allowed in this status,
+// 6 stopped at a human step (--wait/--follow), 7 storage or internal error.
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { VERSION } from '../version.js';
@@ -58,6 +59,26 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
+/**
+ * A word like `-foo` before `--`: yargs would read it as the flags -f -o -o (and `-help` as
+ * --help, printing help and exiting 0), never as the name it was likely meant to be.
+ */
+export function dashedWord(argv: readonly string[]): string | undefined {
+  for (const a of argv) {
+    if (a === '--') return undefined;
+    if (/^-[A-Za-z][A-Za-z._-][A-Za-z0-9._-]*$/.test(a)) return a;
+  }
+  return undefined;
+}
+
 export async function runCli(): Promise<void> {
-  await buildCli(hideBin(process.argv)).parseAsync();
+  const argv = hideBin(process.argv);
+  const dashed = dashedWord(argv);
+  if (dashed !== undefined) {
+    process.stderr.write(
+      c.errRed(`atlas: ${dashed}: names cannot start with '-' (they start with a letter or digit); an option is one dash and a letter (-w) or two dashes and a word (--workspace)`) + '\n',
+    );
+    process.exit(EXIT.USAGE);
+  }
+  await buildCli(argv).parseAsync();
 }

@@ -1,7 +1,8 @@
 // `atlas start --batch FILE.yaml [--follow|--wait] [--json]`: sends the file to the daemon,
 // which creates every task or none (errors come back as `file:line: ...`), prints the tasks by
 // key, and with --follow shows every task's progress (one line per change: key, id, status,
-// step i/N) until all of them settled; exit 1 unless all completed. Following polls through
+// step i/N) until all of them settled; exit 0 when all completed, 6 when the rest wait for
+// approval, else 1. Following polls through
 // task.query, so it rides over a daemon restart (each call reconnects).
 import path from 'node:path';
 import type { AtlasClient } from '../client/client.js';
@@ -24,8 +25,10 @@ export async function startBatchCommand(args: GlobalArgs & Record<string, unknow
   const final = await followBatch(args, result, Boolean(args['follow']) && !args.json);
   if (args.json) printJson({ tasks: result.tasks.map((t) => ({ key: t.key, task: final.get(t.task.id) ?? t.task })) });
   const ok = [...final.values()].every((t) => t.status === 'completed');
-  if (!args.json) info(`${ok ? c.green('all completed') : c.red('not all completed')}: ${summary(final)}`);
-  return ok ? EXIT.OK : EXIT.TASK_FAILED;
+  // Only completed and waiting-for-approval tasks: the batch stopped at a human step (exit 6).
+  const waiting = !ok && [...final.values()].every((t) => t.status === 'completed' || t.status === 'awaiting_approval');
+  if (!args.json) info(`${ok ? c.green('all completed') : waiting ? c.errYellow('waiting for approval') : c.red('not all completed')}: ${summary(final)}`);
+  return ok ? EXIT.OK : waiting ? EXIT.AWAITING_APPROVAL : EXIT.TASK_FAILED;
 }
 
 function printBatch(r: BatchResult): void {

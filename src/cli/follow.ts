@@ -145,6 +145,10 @@ function render(r: LogRecord, task: TaskSummary | undefined, o: FollowOptions, p
     }
     case 'step_finished': {
       progress.stepEnded();
+      if (r['awaiting_approval'] === true) {
+        process.stderr.write(`${c.errYellow('⏸')} ${String(r['step_name'])} ${c.errYellow('waiting for approval')}\n`);
+        return;
+      }
       const ok = r['status'] === 'completed';
       const mark = ok ? c.green('✓') : c.red('✗');
       const took = duration(Number(r['duration_ms']));

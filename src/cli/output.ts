@@ -3,7 +3,14 @@
 import { AtlasError } from '../errors.js';
 import { ClientError } from '../client/client.js';
 
-export const EXIT = { OK: 0, TASK_FAILED: 1, USAGE: 2, UNREACHABLE: 3, NOT_FOUND: 4, NOT_ALLOWED: 5 } as const;
+/** 6: `--wait`/`--follow` stopped at a human step (the task waits for approve/reject), not a
+ *  failure; 7: atlas itself failed (storage: a full disk, permissions; an internal error). */
+export const EXIT = { OK: 0, TASK_FAILED: 1, USAGE: 2, UNREACHABLE: 3, NOT_FOUND: 4, NOT_ALLOWED: 5, AWAITING_APPROVAL: 6, INTERNAL: 7 } as const;
+
+/** The exit code for a task that `--wait`/`--follow` saw settle. */
+export function exitForTask(status: string): number {
+  return status === 'completed' ? EXIT.OK : status === 'awaiting_approval' ? EXIT.AWAITING_APPROVAL : EXIT.TASK_FAILED;
+}
 
 const useColor = (stream: NodeJS.WriteStream) => Boolean(stream.isTTY) && !('NO_COLOR' in process.env) && process.env['TERM'] !== 'dumb';
 
@@ -84,7 +91,9 @@ export function exitCodeFor(err: unknown): number {
     case 'already_exists':
       return EXIT.USAGE;
     default:
-      return EXIT.TASK_FAILED;
+      // storage, corrupt, unsupported_schema, internal, protocol errors, and anything unexpected:
+      // atlas failed, not the task (1 means "the task ended unsuccessfully").
+      return EXIT.INTERNAL;
   }
 }
 

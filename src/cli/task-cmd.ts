@@ -9,11 +9,12 @@ import type { LogRecord } from '../store/task-log.js';
 import { withClient, type GlobalArgs } from './connect.js';
 import { follow } from './follow.js';
 import { queueLine } from './ps-cmd.js';
-import { EXIT, ago, c, duration, fail, info, printJson, statusColor, table, warn } from './output.js';
+import { exitForTask, ago, c, duration, fail, info, printJson, statusColor, table, warn } from './output.js';
 import { editDistance } from '../util/distance.js';
 import { parseLabelArgs } from '../engine/labels.js';
 import { startBatchCommand } from './batch-cmd.js';
 import { callerEnvironment, parseInputs, startExtras } from './start-args.js';
+import { formatRecord } from './log-format.js';
 
 type Args = GlobalArgs & Record<string, unknown>;
 
@@ -53,7 +54,7 @@ async function closestId(client: AtlasClient, id: string): Promise<string | unde
   return best && best.d <= Math.max(3, Math.floor(id.length / 4)) ? best.id : undefined;
 }
 
-const ended = (t: { status: string }) => (t.status === 'completed' ? EXIT.OK : EXIT.TASK_FAILED);
+const ended = (t: { status: string }) => exitForTask(t.status);
 
 export function registerTaskCommands(cli: Argv): Argv {
   return cli
@@ -70,7 +71,7 @@ export function registerTaskCommands(cli: Argv): Argv {
           .option('priority', { type: 'number', describe: 'higher runs first (default 0)' })
           .option('after', { type: 'string', array: true, describe: 'run only once these tasks completed (ID[,ID...], repeatable)' })
           .option('label', { alias: 'l', type: 'string', array: true, describe: 'a label, key=value (repeatable)' })
-          .option('wait', { type: 'boolean', describe: 'wait until the task settles; exit 1 unless it completed' })
+          .option('wait', { type: 'boolean', describe: 'wait until the task settles; exit 0 completed, 6 waiting for approval, 1 otherwise' })
           .option('follow', { alias: 'f', type: 'boolean', describe: 'show live progress until the task settles' })
           .option('env', { alias: 'e', type: 'string', array: true, describe: 'KEY keeps that variable (with --env-clear), KEY=VALUE sets one (repeatable)' })
           .option('env-clear', { type: 'boolean', describe: "start the steps' environment empty instead of from this shell's" })
@@ -154,6 +155,8 @@ export function registerTaskCommands(cli: Argv): Argv {
           ...(args['all'] ? {} : { limit: Number(args['limit']) }),
         });
         const list = page.tasks;
+        // No task, and no such workspace (a removed one whose history was kept still lists): say so.
+        if (page.total === 0 && args['workspace']) await client.call('workspace.get', { name: String(args['workspace']) });
         if (args.json) {
           if (args['withTotal']) printJson(page);
           else printJson(list);
@@ -331,24 +334,4 @@ function simple(method: 'task.resume' | 'task.cancel' | 'task.approve', verb: st
     if (args.json) return printJson(t);
     process.stdout.write(`${t.id} ${verb}: now ${statusColor(t.status)}\n`);
   });
-}
-
-function formatRecord(r: LogRecord): string {
-  const time = typeof r.time === 'string' ? c.dim(r.time.slice(11, 23)) : '';
-  switch (r.event) {
-    case 'output':
-      return String(r['text'] ?? '');
-    case 'step_started':
-      return `${time} ${c.cyan('▶')} ${String(r['step'])} attempt ${String(r['attempt'])}\n`;
-    case 'step_finished':
-      return `${time} ${r['status'] === 'completed' ? c.green('✓') : c.red('✗')} ${String(r['step_name'])} ${String(r['status'])} in ${duration(Number(r['duration_ms']))}${r['error'] ? ` ${c.red(String(r['error']))}` : ''}\n`;
-    case 'transition':
-      return `${time} ● ${statusColor(String(r['to_status']))} ${c.dim(String(r['reason'] ?? ''))}\n`;
-    case 'task_created':
-      return `${time} ● created\n`;
-    default: {
-      const { event, time: _t, level: _l, ...rest } = r;
-      return `${time} ${event} ${c.dim(JSON.stringify(rest))}\n`;
-    }
-  }
 }

@@ -28,7 +28,9 @@ export function registerWorkspaceCommands(cli: Argv): Argv {
             case 'create': {
               const ws = await client.call('workspace.create', {
                 name: args.name!,
-                ...(args.repo ? { repo: path.resolve(args.repo) } : { path: path.resolve(args.path ?? '.') }),
+                // Both are sent when both are given: the daemon refuses the pair (never one dropped in silence).
+                ...(args.repo ? { repo: path.resolve(args.repo) } : {}),
+                ...(args.path !== undefined || !args.repo ? { path: path.resolve(args.path ?? '.') } : {}),
                 ...(args.branch ? { branch: args.branch } : {}),
               });
               if (args.json) return printJson(ws);

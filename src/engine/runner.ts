@@ -225,7 +225,8 @@ async function runStep(
     const result = resultOf(step, index, outcome, startedAt, completedAt, output);
     if (run.cpuMs !== null) result.cpu_ms = run.cpuMs;
     task.step_results.push(result);
-    log({ event: 'step_finished', ...result });
+    // A human step's attempt ends by asking: the record says it waits, so no reader shows it as done.
+    log({ event: 'step_finished', ...result, ...(outcome.status === 'awaiting_approval' ? { awaiting_approval: true } : {}) });
 
     if (outcome.status === 'awaiting_approval') {
       step.status = 'waiting';

@@ -42,7 +42,16 @@ export async function createWorkspace(store: Store, p: CreateWorkspaceParams): P
   if (p.repo === undefined) {
     const dir = path.resolve(p.path ?? process.cwd());
     if (!(await isDir(dir))) throw new AtlasError('invalid_input', `${dir} is not an existing directory; create it first or pass another --path`, { details: { path: dir } });
-    return store.workspaces.create({ name, path: await fsp.realpath(dir), kind: 'path', repo: null, branch: null });
+    const real = await fsp.realpath(dir);
+    // One directory, one workspace: tasks run one at a time per workspace because they share
+    // its files, which a second name for the same directory would defeat.
+    const twin = (await store.workspaces.list()).find((w) => w.path === real);
+    if (twin) {
+      throw new AtlasError('already_exists', `${real} is already workspace ${twin.name}; run tasks there with -w ${twin.name} (two workspaces in one directory would run tasks over the same files at once)`, {
+        details: { path: real, workspace: twin.name },
+      });
+    }
+    return store.workspaces.create({ name, path: real, kind: 'path', repo: null, branch: null });
   }
   const repo = path.resolve(p.repo);
   try {

@@ -15,6 +15,7 @@ import type { QuarantineCleared } from '../engine/quarantine.js';
 import type { RecoveryReport } from '../engine/recovery.js';
 import type { RemoveResult } from '../engine/workspaces.js';
 import type { ArtifactInfo } from '../store/artifacts.js';
+import { NAME_RULE, TASK_ID_RULE } from '../store/names.js';
 import { TASK_STATUSES, type TaskRecord, type TaskStatus, type TaskSummary, type WorkspaceRecord } from '../store/records.js';
 import type { LogRecord } from '../store/task-log.js';
 import type { QueryPage } from '../store/task-query.js';
@@ -37,8 +38,9 @@ interface MethodSpec {
   result: Returns<unknown>;
 }
 
-const id = z.string().min(1).max(200);
-const name = z.string().min(1).max(200);
+// Over-long names and ids get the name rule, not the schema's bare "<=200 characters".
+const id = z.string().min(1).max(200, { message: `too long: ${TASK_ID_RULE}` });
+const name = z.string().min(1).max(200, { message: `too long: ${NAME_RULE}` });
 const status = z.enum(TASK_STATUSES);
 const taskId = z.object({ id }).strict();
 const none = z.object({}).strict();

@@ -135,7 +135,7 @@ export function replay(records: LogRecord[], ws: string, id: string): TaskRecord
         break;
       case 'step_finished': {
         if (!step) break;
-        const { event: _e, level: _l, time: _t, ...result } = r;
+        const { event: _e, level: _l, time: _t, awaiting_approval: _w, ...result } = r;
         task.step_results.push(result as unknown as StepResult);
         if (r['status'] === 'completed' && step.type !== 'human') {
           step.status = 'completed';

@@ -62,10 +62,18 @@ describe('follow on the CLI', () => {
     await h.ok(['cancel', id]);
   });
 
-  test('a task that stops at a human step shows the approve and reject commands', async () => {
-    const r = expectExit(await h.cli(['start', 'review', '-w', 'r', '--follow']), 1);
+  test('a task that stops at a human step shows it waiting (exit 6, not a failure) with the approve and reject commands', async () => {
+    // Exit 6: stopped at a human step, which scripts must tell from a failure (1).
+    const r = expectExit(await h.cli(['start', 'review', '-w', 'r', '--follow']), 6);
     const id = /^(task-\S+):/m.exec(r.stderr)?.[1];
     assert.ok(id, r.stderr);
+    // The human step is not shown as finished ("✓ review 1ms") while it waits.
+    assert.doesNotMatch(r.stderr, /✓ review/);
+    assert.match(r.stderr, /⏸ review waiting for approval/);
+    const logs = expectExit(await h.cli(['logs', id]), 0);
+    assert.match(logs.stdout, /⏸ review waiting for approval/);
+    assert.doesNotMatch(logs.stdout, /✓ review/);
+    expectExit(await h.cli(['start', 'review', '-w', 's', '--wait']), 6);
     assert.match(r.stderr, /waiting for approval at step review: Look at made\.txt/);
     assert.match(r.stderr, new RegExp(`approve: {2}atlas approve ${id}`));
     assert.match(r.stderr, new RegExp(`reject: {3}atlas reject ${id} --reason "\\.\\.\\." \\[--retry-from <step>\\]`));

@@ -1,6 +1,7 @@
 // atlas workspace create | list | show | remove (DESIGN §7): --path and --repo (a git worktree
 // under <home>/worktrees/<ws> on a new branch), the --json shapes, bad names (exit 2),
-// unknown workspaces (exit 4), and remove refused while a task runs (exit 5).
+// unknown workspaces (exit 4), and remove refused while a task runs (exit 5); one directory
+// is one workspace; --repo with --path refused; names with a leading dash or 300 characters.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -40,8 +41,48 @@ describe('atlas workspace', () => {
     assert.deepEqual(JSON.parse(fs.readFileSync(file, 'utf8')), ws);
     assert.equal(fs.statSync(file).mode & 0o777, 0o600);
 
-    const text = expectExit(await h.cli(['workspace', 'create', 'plain2', '--path', plain]), 0);
+    const text = expectExit(await h.cli(['workspace', 'create', 'plain2', '--path', h.dir('plain2')]), 0);
     assert.match(text.stdout, /created workspace plain2 at /);
+  });
+
+  test('one directory is one workspace: a second name for it is refused, naming the first', async () => {
+    // Through a symlink too: the real path is what counts.
+    const link = path.join(h.root, 'plain-link');
+    fs.symlinkSync(plain, link);
+    for (const dir of [plain, link]) {
+      const r = expectExit(await h.cli(['workspace', 'create', 'twin', '--path', dir]), 2);
+      assert.match(r.stderr, /is already workspace plain; run tasks there with -w plain/);
+    }
+    expectExit(await h.cli(['workspace', 'show', 'twin']), 4);
+  });
+
+  test('--repo with --path is refused, not --path ignored in silence', async () => {
+    const r = expectExit(await h.cli(['workspace', 'create', 'both', '--path', h.dir('both'), '--repo', plain]), 2);
+    assert.match(r.stderr, /either --path or --repo, not both/);
+    expectExit(await h.cli(['workspace', 'show', 'both']), 4);
+  });
+
+  test('names: a leading dash is refused with the name rule (never help and exit 0); so is a 300-character name', async () => {
+    for (const bad of ['-foo', '-help', '-hello']) {
+      const r = expectExit(await h.cli(['workspace', 'create', bad, '--path', plain]), 2);
+      assert.match(r.stderr, new RegExp(`${bad}: names cannot start with '-'`));
+      assert.equal(r.stdout, '', 'printed help');
+    }
+    const long = 'a'.repeat(300);
+    for (const args of [['workspace', 'create', long, '--path', plain], ['workspace', 'show', long]]) {
+      const r = expectExit(await h.cli(args), 2);
+      assert.match(r.stderr, /1-64 characters of a-z, 0-9/);
+      assert.doesNotMatch(r.stderr, /<=200/);
+    }
+    // 65 to 200 characters: the daemon's own check, with the name cut short in the message.
+    const r = expectExit(await h.cli(['workspace', 'create', 'b'.repeat(150), '--path', plain]), 2);
+    assert.match(r.stderr, /invalid workspace name "b{40}"\.\.\. \(150 characters\): use 1-64 characters/);
+  });
+
+  test('list -w of a workspace that does not exist says so (exit 4)', async () => {
+    const r = expectExit(await h.cli(['list', '-w', 'nosuch']), 4);
+    assert.match(r.stderr, /no workspace nosuch/);
+    expectExit(await h.cli(['list', '-w', 'plain2']), 0);
   });
 
   test('create refuses a bad name (exit 2) before touching any file', async () => {
