@@ -34,6 +34,14 @@ export interface EventStore {
   /** Deletes whole segments whose events all have seq < `seq`; returns how many. */
   pruneBefore(seq: number): Promise<number>;
   close(): Promise<void>;
+  /** True when the store writes a task's events itself, in the transaction of the checkpoint
+   *  that made them (PostgreSQL): the journal then derives nothing and repair has nothing to do. */
+  readonly transactional?: boolean;
+  /** Such a store: a write just committed events; number and announce them soon. */
+  poke?(): void;
+  /** A store shared by several daemons: whether this daemon wrote the event (its webhooks
+   *  deliver only those, so an event is delivered once, not once per daemon). */
+  isLocal?(e: AtlasEvent): boolean;
 }
 
 const SEGMENT_RE = /^(\d{20})\.jsonl$/;

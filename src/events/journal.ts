@@ -4,6 +4,8 @@
 // waits for the log's fsync (a group fdatasync in the background), so a step costs one
 // write() more. A crash between a checkpoint and its record() loses no event: repair()
 // re-derives them from the checkpoints at the next start (see repair.ts), with the same ids.
+// A transactional store (PostgreSQL) writes a checkpoint's events in the checkpoint's own
+// transaction: record() then only asks it to announce them.
 import { EventEmitter } from 'node:events';
 import type { TaskRecord } from '../store/records.js';
 import { cursorOf, deriveEvents, type AtlasEvent, type Cursor, type EventDraft, type StepStart } from './event.js';
@@ -39,6 +41,11 @@ export class EventJournal extends EventEmitter<JournalEvents> {
   record(task: TaskRecord, since: Cursor, started: StepStart[] = []): Cursor {
     const next = cursorOf(task);
     if (next.t === since.t && next.r === since.r && started.length === 0) return next;
+    if (this.store.transactional) {
+      // The checkpoint wrote these events in its own transaction.
+      this.store.poke?.();
+      return next;
+    }
     if (KILL_BEFORE_RECORD > 0 && Math.random() < KILL_BEFORE_RECORD) process.kill(process.pid, 'SIGKILL');
     this.append(deriveEvents(task, since, undefined, started), task.id);
     return next;

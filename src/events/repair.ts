@@ -36,6 +36,8 @@ export async function repairEvents(
   read: (workspace: string, id: string) => Promise<TaskRecord | undefined>,
 ): Promise<EventRepairReport> {
   const report: EventRepairReport = { candidates: 0, appended: 0, scanned_events: 0 };
+  // Events written in their checkpoint's transaction cannot have been cut off from it.
+  if (log.transactional) return report;
   const genesis = log.genesis;
   let lastAt: string | undefined;
   for await (const chunk of log.readBackward()) {

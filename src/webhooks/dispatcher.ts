@@ -181,7 +181,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
 
   private admit(e: AtlasEvent): void {
     this.readPos = e.seq;
-    if (!this.matches(e.type) || this.done.has(e.seq)) return;
+    if (!this.matches(e.type) || this.done.has(e.seq) || this.journal.store.isLocal?.(e) === false) return;
     const s = this.saved[String(e.seq)];
     const delivery: Delivery = {
       event_id: e.id,

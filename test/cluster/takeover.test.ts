@@ -7,22 +7,14 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import type { TaskRecord } from '../../src/store/records.js';
 import { isGone, waitFor } from '../helpers/daemon.js';
-import { freshDatabase, pgSkipReason, type TestDatabase } from '../helpers/pg.js';
+import { fileDatabase } from '../helpers/pg.js';
 import { APPEND_TEMPLATE, ClusterHomes, readAppends } from './helpers.js';
 
-const skip = await pgSkipReason();
-let db: TestDatabase;
-if (!skip) {
-  before(async () => {
-    db = await freshDatabase('takeover');
-  });
-  after(async () => {
-    await db.drop();
-  });
-}
+const db = await fileDatabase('takeover');
+const skip = db.skip;
 
 const KILLS = Number(process.env['ATLAS_TAKEOVER_KILLS'] ?? 3);
 

@@ -2,7 +2,11 @@
 // ATLAS_TEST_PG_URL), a fresh database per test file, dropped at the end. Without a server,
 // a suite is skipped with one line saying why; under CI=true a missing server fails instead.
 import crypto from 'node:crypto';
+import os from 'node:os';
+import { after, before } from 'node:test';
 import pg from 'pg';
+import { HomePaths } from '../../src/store/paths.js';
+import { PgStore, type PgStoreOptions } from '../../src/store/pg/pg-store.js';
 
 const CANDIDATES = [
   process.env['ATLAS_TEST_PG_URL'],
@@ -78,4 +82,47 @@ async function adminQuery(url: string, sql: string): Promise<void> {
   } finally {
     await c.end();
   }
+}
+
+export interface FileDatabase {
+  /** The reason to skip this file's PostgreSQL tests (no server), for `test(name, { skip }, ...)`. */
+  skip: string | undefined;
+  /** The file's fresh database (set once its `before` hook ran). */
+  readonly url: string;
+  readonly name: string;
+}
+
+/**
+ * The database of one test file: created (unique name) before its tests, dropped after them,
+ * so parallel files and other people's runs never share one. Call at the top level of a file.
+ */
+export async function fileDatabase(tag: string): Promise<FileDatabase> {
+  const skip = await pgSkipReason();
+  let db: TestDatabase | undefined;
+  if (!skip) {
+    before(async () => {
+      db = await freshDatabase(tag);
+    });
+    after(async () => {
+      await db?.drop();
+    });
+  }
+  const current = (): TestDatabase => {
+    if (!db) throw new Error('the test database is not made yet (use it inside a test)');
+    return db;
+  };
+  return {
+    skip,
+    get url() {
+      return current().url;
+    },
+    get name() {
+      return current().name;
+    },
+  };
+}
+
+/** A PostgreSQL store of daemon `daemonId` on `schema` of the database at `url` (not yet init()ed). */
+export function pgStore(url: string, schema: string, daemonId: string, options: Partial<PgStoreOptions> = {}): PgStore {
+  return new PgStore({ target: { url, schema }, paths: new HomePaths(os.tmpdir()), daemonId, ...options });
 }

@@ -29,14 +29,15 @@ export function isPostgresUrl(url: string): boolean {
   return /^postgres(ql)?:\/\//.test(url);
 }
 
-export function poolFor(target: PgTarget, options: { max?: number; connectTimeoutMs?: number; application?: string } = {}): pg.Pool {
+/** `daemonId`: set as `atlas.daemon` on every connection (it marks the events the daemon writes). */
+export function poolFor(target: PgTarget, options: { max?: number; connectTimeoutMs?: number; application?: string; daemonId?: string } = {}): pg.Pool {
   const pool = new pg.Pool({
     connectionString: target.url,
     max: options.max ?? 8,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
     idleTimeoutMillis: 30_000,
     application_name: options.application ?? 'atlas',
-    options: `-c search_path=${quoteIdent(target.schema)}`,
+    options: `-c search_path=${quoteIdent(target.schema)}${options.daemonId && /^[A-Za-z0-9_.-]+$/.test(options.daemonId) ? ` -c atlas.daemon=${options.daemonId}` : ''}`,
   });
   // An idle client that loses its connection must not crash the process; the next query reconnects.
   pool.on('error', () => undefined);

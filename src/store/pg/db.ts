@@ -3,6 +3,8 @@
 // per-task write queue so a task's writes reach the database in the order they were made.
 import type pg from 'pg';
 import { AtlasError } from '../../errors.js';
+import type { StepStart } from '../../events/event.js';
+import type { LogRecord } from '../task-log.js';
 import { pgError, type PgTarget } from './connect.js';
 
 export interface LeaseLost {
@@ -10,11 +12,20 @@ export interface LeaseLost {
   reason: string;
 }
 
+/** A step start logged and not yet written as a step.started event. */
+export interface PendingStart {
+  start: StepStart;
+  record: LogRecord;
+  workspace: string;
+}
+
 export class Db {
   /** task id -> the lease epoch this process holds. */
   readonly leases = new Map<string, number>();
   /** task id -> JSON lines appended and not yet written. */
   readonly pendingLogs = new Map<string, string[]>();
+  /** task id -> step starts logged and not yet written as step.started events. */
+  readonly pendingStarts = new Map<string, PendingStart[]>();
   private readonly chains = new Map<string, Promise<unknown>>();
   private readonly lostListeners = new Set<(l: LeaseLost) => void>();
 
@@ -83,6 +94,17 @@ export class Db {
     this.pendingLogs.set(id, [...lines, ...(this.pendingLogs.get(id) ?? [])]);
   }
 
+  takeStarts(id: string): PendingStart[] {
+    const starts = this.pendingStarts.get(id) ?? [];
+    this.pendingStarts.delete(id);
+    return starts;
+  }
+
+  restoreStarts(id: string, starts: PendingStart[]): void {
+    if (starts.length === 0) return;
+    this.pendingStarts.set(id, [...starts, ...(this.pendingStarts.get(id) ?? [])]);
+  }
+
   onLeaseLost(fn: (l: LeaseLost) => void): () => void {
     this.lostListeners.add(fn);
     return () => this.lostListeners.delete(fn);
@@ -92,6 +114,7 @@ export class Db {
   leaseLost(id: string, reason: string): AtlasError {
     const held = this.leases.delete(id);
     this.pendingLogs.delete(id);
+    this.pendingStarts.delete(id);
     if (held) for (const fn of this.lostListeners) fn({ id, reason });
     return new AtlasError('lease_lost', `task ${id}: this daemon no longer holds its lease (${reason}); it writes nothing more for it`, { details: { id, reason } });
   }

@@ -7,7 +7,7 @@
 // a step's result and its log records commit together), by `syncLog`, or by a short timer so
 // that followers on other daemons see output live. A task's writes go out in order.
 import type pg from 'pg';
-import { FsEventLog, type EventStore, type EventStoreOptions } from '../../events/event-log.js';
+import type { EventStoreOptions } from '../../events/event-log.js';
 import { AtlasError } from '../../errors.js';
 import type { HomePaths } from '../paths.js';
 import type { RepairResult } from '../repair.js';
@@ -19,6 +19,7 @@ import { poolFor, pgError, type PgTarget } from './connect.js';
 import { Db } from './db.js';
 import { migrate, type MigrateResult } from './migrate.js';
 import { PgArtifacts } from './pg-artifacts.js';
+import { eventParams, eventsCte, PgEventLog, startedDraft, stepStartOf } from './pg-events.js';
 import { PgIndex } from './pg-index.js';
 import { PgTasks } from './pg-tasks.js';
 import { PgWorkspaces } from './pg-workspaces.js';
@@ -43,6 +44,8 @@ export class PgStore implements Store {
   readonly workspaces: PgWorkspaces;
   readonly target: PgTarget;
   migration: MigrateResult | undefined;
+  /** The events log opened last (poked after a log batch wrote step.started events). */
+  private events: PgEventLog | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
   private readonly logFlushMs: number;
   private closed = false;
@@ -50,7 +53,7 @@ export class PgStore implements Store {
   constructor(options: PgStoreOptions) {
     this.paths = options.paths;
     this.target = options.target;
-    const pool = poolFor(options.target, { max: options.poolSize ?? 8, application: `atlas ${options.daemonId}` });
+    const pool = poolFor(options.target, { max: options.poolSize ?? 8, application: `atlas ${options.daemonId}`, daemonId: options.daemonId });
     this.db = new Db(pool, options.target, options.daemonId, options.ttlMs ?? 15_000);
     this.tasks = new PgTasks(this.db, options.warn ?? (() => undefined));
     this.workspaces = new PgWorkspaces(this.db);
@@ -91,21 +94,28 @@ export class PgStore implements Store {
     return new PgArtifacts(this.db, id);
   }
 
-  /** Events stay in the home's events log for now (per daemon), not yet in the database. */
-  openEvents(options: EventStoreOptions = {}): EventStore {
-    return new FsEventLog(this.paths.eventsDir, options);
+  /** The database's events, shared by every daemon; written by this store's own writes. */
+  openEvents(options: EventStoreOptions = {}): PgEventLog {
+    this.events = new PgEventLog(this.db, options);
+    return this.events;
   }
 
   openIndex(): PgIndex {
     return new PgIndex(this.db);
   }
 
-  appendLog(_workspace: string, id: string, record: LogRecord): void {
+  appendLog(workspace: string, id: string, record: LogRecord): void {
     const { event, level, time: _time, ...rest } = record;
     const line = JSON.stringify({ level: level ?? 'info', time: new Date().toISOString(), event, ...rest });
     const lines = this.db.pendingLogs.get(id);
     if (lines) lines.push(line);
     else this.db.pendingLogs.set(id, [line]);
+    const start = stepStartOf(record);
+    if (start) {
+      const starts = this.db.pendingStarts.get(id);
+      if (starts) starts.push({ start, record, workspace });
+      else this.db.pendingStarts.set(id, [{ start, record, workspace }]);
+    }
     this.flushTimer ??= setTimeout(() => {
       this.flushTimer = undefined;
       void this.flushAll().catch(() => undefined);
@@ -124,25 +134,33 @@ export class PgStore implements Store {
     await Promise.all([...this.db.pendingLogs.keys()].map((id) => this.db.serial(id, () => this.flush(id)).catch(() => undefined)));
   }
 
-  /** Writes a task's pending log records, fenced by its lease when this daemon runs it. */
+  /** Writes a task's pending log records (and the step.started events among them), fenced by
+   *  its lease when this daemon runs it. */
   private async flush(id: string): Promise<void> {
     const lines = this.db.takeLogs(id);
     if (lines.length === 0) return;
-    const fence = this.db.fence(id, 3);
-    let r: pg.QueryResult;
+    const starts = this.db.takeStarts(id);
+    const fence = this.db.fence(id, 9);
+    let r: pg.QueryResult<{ n: string }>;
     try {
-      r = await this.db.query(
+      const ws = starts[0]?.workspace ?? '';
+      const drafts = starts.map((s) => startedDraft(id, ws, s.record, s.start.at));
+      r = await this.db.query<{ n: string }>(
         'append to a task log',
-        `INSERT INTO task_logs (task_id, record)
-         SELECT $1, l.r FROM unnest($2::text[]) WITH ORDINALITY AS l(r, n)
-         WHERE EXISTS (SELECT 1 FROM tasks WHERE id = $1 AND ${fence.sql}) ORDER BY l.n`,
-        [id, lines, ...fence.params],
+        `WITH up AS (SELECT id FROM tasks WHERE id = $1 AND ${fence.sql}),
+         cur AS (SELECT 0 AS ev_t, 0 AS ev_r),
+         lg AS (INSERT INTO task_logs (task_id, record) SELECT up.id, l.r FROM up, unnest($2::text[]) WITH ORDINALITY AS l(r, n) ORDER BY l.n),
+         ${eventsCte(3)}
+         SELECT count(*) AS n FROM up`,
+        [id, lines, ws, ...eventParams(drafts), ...fence.params],
       );
     } catch (err) {
       this.db.restoreLogs(id, lines);
+      this.db.restoreStarts(id, starts);
       throw err;
     }
-    if (r.rowCount === 0) {
+    if (starts.length) this.events?.poke();
+    if (Number(r.rows[0]?.n ?? 0) === 0) {
       const row = (await this.db.query<{ owner: string | null }>('read a task', 'SELECT owner FROM tasks WHERE id = $1', [id])).rows[0];
       if (!row) return; // the task was deleted: its log went with it
       throw this.db.leaseLost(id, row.owner ? `daemon ${row.owner} holds it now` : 'its lease expired');

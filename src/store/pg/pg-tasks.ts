@@ -13,7 +13,9 @@ import { TERMINAL_STATUSES, summarize, type TaskRecord } from '../records.js';
 import type { ReadResult, StoreTasks, TaskFilter, Warn } from '../store.js';
 import { decodeTask, encodeTask } from '../task-codec.js';
 import { idSortKey } from '../task-ids.js';
+import { cursorOf, deriveEvents, type Cursor, type EventDraft } from '../../events/event.js';
 import type { Db } from './db.js';
+import { eventParams, eventsCte, startedDraft } from './pg-events.js';
 
 interface Row {
   id: string;
@@ -24,6 +26,10 @@ interface Row {
 
 export class PgTasks implements StoreTasks {
   private readonly reservedIds = new Set<string>();
+  /** task id -> the revision this process last read or wrote, and its facts' cursor: a
+   *  checkpoint at that revision derives events from there (else from the start, the
+   *  statement keeping only facts past the row's ev_t / ev_r). */
+  private readonly known = new Map<string, { revision: number; cursor: Cursor }>();
 
   constructor(
     private readonly db: Db,
@@ -66,7 +72,21 @@ export class PgTasks implements StoreTasks {
     const r = await this.db.query<Row>('read a task', 'SELECT id, workspace, data, prev FROM tasks WHERE id = $1', [id]);
     const row = r.rows[0];
     if (!row) throw notFound(id);
-    return this.decode(row);
+    const out = this.decode(row);
+    this.remember(out.task);
+    return out;
+  }
+
+  private remember(task: TaskRecord): void {
+    if (TERMINAL_STATUSES.has(task.status)) this.known.delete(task.id);
+    else this.known.set(task.id, { revision: task.revision, cursor: cursorOf(task) });
+  }
+
+  /** The events of writing `next` over the stored revision `expected`, with the step starts logged since. */
+  private eventsOf(next: TaskRecord, expected: number, starts: ReturnType<Db['takeStarts']>): EventDraft[] {
+    const k = this.known.get(next.id);
+    const since = k && k.revision === expected ? k.cursor : { t: 0, r: 0 };
+    return deriveEvents(next, since, undefined, starts.map((s) => s.start));
   }
 
   async readTaskAt(workspace: string, id: string): Promise<ReadResult> {
@@ -98,22 +118,32 @@ export class PgTasks implements StoreTasks {
     assertTaskId(task.id);
     task.revision = 1;
     const lines = this.db.takeLogs(task.id);
+    const starts = this.db.takeStarts(task.id);
+    const drafts = deriveEvents(task, { t: 0, r: 0 }, undefined, starts.map((s) => s.start));
+    const c = cursorOf(task);
     let created: number;
     try {
       const r = await this.db.query<{ n: string }>(
         'create a task',
-        `WITH t AS (
-           INSERT INTO tasks (id, workspace, sort_key, status, template, priority, created_at, revision, data, summary, environment)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $11) ON CONFLICT (id) DO NOTHING RETURNING id),
-         lg AS (INSERT INTO task_logs (task_id, record) SELECT t.id, l.r FROM t, unnest($10::text[]) WITH ORDINALITY AS l(r, n) ORDER BY l.n)
-         SELECT count(*) AS n FROM t`,
-        [task.id, task.workspace, idSortKey(task.id), task.status, task.template, task.priority, task.created_at, encodeTask(task), JSON.stringify(summarize(task)), lines, options.environment ? JSON.stringify(options.environment) : null],
+        `WITH up AS (
+           INSERT INTO tasks (id, workspace, sort_key, status, template, priority, created_at, revision, data, summary, environment, ev_t, ev_r)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $11, $12, $13) ON CONFLICT (id) DO NOTHING RETURNING id),
+         cur AS (SELECT 0 AS ev_t, 0 AS ev_r),
+         lg AS (INSERT INTO task_logs (task_id, record) SELECT up.id, l.r FROM up, unnest($10::text[]) WITH ORDINALITY AS l(r, n) ORDER BY l.n),
+         ${eventsCte(14)}
+         SELECT count(*) AS n FROM up`,
+        [
+          task.id, task.workspace, idSortKey(task.id), task.status, task.template, task.priority, task.created_at, encodeTask(task), JSON.stringify(summarize(task)), lines,
+          options.environment ? JSON.stringify(options.environment) : null, c.t, c.r, task.workspace, ...eventParams(drafts),
+        ],
       );
       created = Number(r.rows[0]?.n ?? 0);
     } catch (err) {
       this.db.restoreLogs(task.id, lines);
+      this.db.restoreStarts(task.id, starts);
       throw err;
     }
+    if (created === 1) this.remember(task);
     this.reservedIds.delete(task.id);
     if (created !== 1) {
       throw new AtlasError('already_exists', `task ${task.id} already exists`, { details: { id: task.id } });
@@ -143,28 +173,36 @@ export class PgTasks implements StoreTasks {
     const expected = task.revision;
     const next = { ...task, revision: expected + 1 };
     const lines = this.db.takeLogs(task.id);
-    const fence = this.db.fence(task.id, 8);
+    const starts = this.db.takeStarts(task.id);
+    const drafts = this.eventsOf(next, expected, starts);
+    const c = cursorOf(next);
+    const fence = this.db.fence(task.id, 16);
     let updated: number;
     try {
       const r = await this.db.query<{ n: string }>(
         'write a checkpoint',
-        `WITH up AS (
+        `WITH cur AS (SELECT ev_t, ev_r FROM tasks WHERE id = $1),
+         up AS (
            UPDATE tasks SET data = $2, prev = data, summary = $3, status = $4, revision = $5 + 1, priority = $6,
-                  change_seq = nextval('change_seq')
+                  change_seq = nextval('change_seq'), ev_t = $8, ev_r = $9
            WHERE id = $1 AND revision = $5 AND ${fence.sql} RETURNING id),
-         lg AS (INSERT INTO task_logs (task_id, record) SELECT up.id, l.r FROM up, unnest($7::text[]) WITH ORDINALITY AS l(r, n) ORDER BY l.n)
+         lg AS (INSERT INTO task_logs (task_id, record) SELECT up.id, l.r FROM up, unnest($7::text[]) WITH ORDINALITY AS l(r, n) ORDER BY l.n),
+         ${eventsCte(10)}
          SELECT count(*) AS n FROM up`,
-        [task.id, encodeTask(next), JSON.stringify(summarize(next)), next.status, expected, next.priority, lines, ...fence.params],
+        [task.id, encodeTask(next), JSON.stringify(summarize(next)), next.status, expected, next.priority, lines, c.t, c.r, task.workspace, ...eventParams(drafts), ...fence.params],
       );
       updated = Number(r.rows[0]?.n ?? 0);
     } catch (err) {
       this.db.restoreLogs(task.id, lines);
+      this.db.restoreStarts(task.id, starts);
       throw err;
     }
     if (updated === 1) {
       task.revision = expected + 1;
+      this.remember(task);
       return;
     }
+    this.db.restoreStarts(task.id, starts);
     throw await this.diagnose(task.id, expected, lines);
   }
 
@@ -236,11 +274,16 @@ export class PgTasks implements StoreTasks {
     await this.db.serial(id, async () => {
       // Log lines still pending go out under the lease, before it is let go.
       const lines = this.db.takeLogs(id);
+      const starts = this.db.takeStarts(id);
+      const drafts = starts.map((s) => startedDraft(id, s.workspace, s.record, s.start.at));
       await this.db.query(
         'release a task',
-        `WITH up AS (UPDATE tasks SET owner = NULL, lease_until = NULL, change_seq = nextval('change_seq') WHERE id = $1 AND owner = $2 AND lease_epoch = $3 RETURNING id)
-         INSERT INTO task_logs (task_id, record) SELECT up.id, l.r FROM up, unnest($4::text[]) WITH ORDINALITY AS l(r, n) ORDER BY l.n`,
-        [id, this.db.daemonId, epoch, lines],
+        `WITH up AS (UPDATE tasks SET owner = NULL, lease_until = NULL, change_seq = nextval('change_seq') WHERE id = $1 AND owner = $2 AND lease_epoch = $3 RETURNING id),
+         cur AS (SELECT 0 AS ev_t, 0 AS ev_r),
+         lg AS (INSERT INTO task_logs (task_id, record) SELECT up.id, l.r FROM up, unnest($4::text[]) WITH ORDINALITY AS l(r, n) ORDER BY l.n),
+         ${eventsCte(5)}
+         SELECT count(*) FROM up`,
+        [id, this.db.daemonId, epoch, lines, starts[0]?.workspace ?? '', ...eventParams(drafts)],
       );
       this.db.leases.delete(id);
     });
@@ -288,6 +331,8 @@ export class PgTasks implements StoreTasks {
     const r = await this.db.query('delete a task', 'DELETE FROM tasks WHERE id = $1', [id]);
     this.db.leases.delete(id);
     this.db.pendingLogs.delete(id);
+    this.db.pendingStarts.delete(id);
+    this.known.delete(id);
     if (r.rowCount === 0) throw notFound(id);
   }
 

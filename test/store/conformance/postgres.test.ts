@@ -2,30 +2,23 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { HomePaths } from '../../../src/store/paths.js';
 import { PgStore } from '../../../src/store/pg/pg-store.js';
-import { freshDatabase, pgSkipReason, type TestDatabase } from '../../helpers/pg.js';
+import { fileDatabase, pgStore } from '../../helpers/pg.js';
 import { runConformance } from './suite.js';
 
-const skip = await pgSkipReason();
-if (skip) {
-  test('postgres store conformance', { skip }, () => undefined);
+const db = await fileDatabase('conformance');
+if (db.skip) {
+  test('postgres store conformance', { skip: db.skip }, () => undefined);
 } else {
-  let db: TestDatabase;
   let n = 0;
-  before(async () => {
-    db = await freshDatabase('conformance');
-  });
-  after(async () => {
-    await db.drop();
-  });
   runConformance('postgres', async () => {
     // Each test gets its own schema: a fresh, empty store.
     const schema = `conf_${++n}`;
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'atlas-pg-conformance-'));
     const make = async (id: string) => {
-      const s = new PgStore({ target: { url: db.url, schema }, paths: new HomePaths(root), daemonId: id });
+      const s = pgStore(db.url, schema, id, { paths: new HomePaths(root) });
       await s.init();
       return s;
     };

@@ -2,26 +2,17 @@
 // claim grows the lease epoch.
 import assert from 'node:assert/strict';
 import os from 'node:os';
-import { after, before, test } from 'node:test';
-import { HomePaths } from '../../../src/store/paths.js';
+import { test } from 'node:test';
 import { claimTasks } from '../../../src/store/pg/cluster-sql.js';
 import { PgStore } from '../../../src/store/pg/pg-store.js';
-import { freshDatabase, pgSkipReason, type TestDatabase } from '../../helpers/pg.js';
+import { fileDatabase, pgStore } from '../../helpers/pg.js';
 import { makeTask } from '../helpers.js';
 
-const skip = await pgSkipReason();
-let db: TestDatabase;
-if (!skip) {
-  before(async () => {
-    db = await freshDatabase('claim');
-  });
-  after(async () => {
-    await db.drop();
-  });
-}
+const db = await fileDatabase('claim');
+const skip = db.skip;
 
 test('two daemons racing for 200 tasks claim each exactly once, in priority then creation order', { skip, timeout: 120_000 }, async () => {
-  const mk = (id: string) => new PgStore({ target: { url: db.url, schema: 'atlas' }, paths: new HomePaths(os.tmpdir()), daemonId: id, ttlMs: 60_000 });
+  const mk = (id: string) => pgStore(db.url, 'atlas', id, { ttlMs: 60_000 });
   const a = mk('daemon-a');
   const b = mk('daemon-b');
   await a.init();

@@ -1,28 +1,18 @@
 // Migrations of the PostgreSQL store: applied once each by several daemons starting at once,
 // recorded in a table; a database newer than the code is refused and left untouched.
 import assert from 'node:assert/strict';
-import os from 'node:os';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import pg from 'pg';
-import { HomePaths } from '../../../src/store/paths.js';
 import { loadMigrations } from '../../../src/store/pg/migrate.js';
 import { PgStore } from '../../../src/store/pg/pg-store.js';
-import { freshDatabase, pgSkipReason, type TestDatabase } from '../../helpers/pg.js';
+import { fileDatabase, pgStore } from '../../helpers/pg.js';
 import { expectCode } from '../helpers.js';
 
-const skip = await pgSkipReason();
-let db: TestDatabase;
-if (!skip) {
-  before(async () => {
-    db = await freshDatabase('migrations');
-  });
-  after(async () => {
-    await db.drop();
-  });
-}
+const db = await fileDatabase('migrations');
+const skip = db.skip;
 
 function store(schema: string, id: string): PgStore {
-  return new PgStore({ target: { url: db.url, schema }, paths: new HomePaths(os.tmpdir()), daemonId: id });
+  return pgStore(db.url, schema, id);
 }
 
 test('three daemons starting at once apply each migration exactly once', { skip }, async () => {
@@ -60,7 +50,7 @@ test('a database whose schema is newer than the code is refused, with a message 
 });
 
 test('an unreachable server fails within seconds, naming the host and never the password', { skip }, async () => {
-  const s = new PgStore({ target: { url: 'postgres://atlas:s3cret-pw@127.0.0.1:1/nowhere', schema: 'atlas' }, paths: new HomePaths(os.tmpdir()), daemonId: 'x' });
+  const s = pgStore('postgres://atlas:s3cret-pw@127.0.0.1:1/nowhere', 'atlas', 'x');
   const started = Date.now();
   try {
     const err = await expectCode(() => s.init(), 'storage');
