@@ -15,7 +15,11 @@
 //   queries     list filters (status, labels, dates, text, cursor) over 10,000 and 100,000
 //               tasks, beyond a status call on the same connection (bench-queries.ts)
 //
-// Usage: node dist/scripts/bench.js [--quick] [--sizes 100,1000,10000] [--out FILE]
+//   cli         list, show, daemon status and start as users run them, against node -e 0 (bench-cli.ts)
+//   peers       Graphile Worker and DBOS on the same workload, when PG_URL is set (bench-peers.ts)
+//
+// The 100,000-task sizes take minutes to write: they run with --100k (or ATLAS_BENCH_100K=1).
+// Usage: node dist/scripts/bench.js [--quick] [--100k] [--sizes 1000,10000] [--out FILE]
 //        node dist/scripts/bench.js --populate DIR N   (only write a home of N tasks)
 import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -31,11 +35,14 @@ import { SCHEMA_VERSION, type TaskRecord, type TaskStatus } from '../src/store/r
 import { encodeTask } from '../src/store/task-codec.js';
 import { printQueryFigures, queryBench, type QueryFigures } from './bench-queries.js';
 import { lengthBench } from './bench-length.js';
+import { cliBench } from './bench-cli.js';
+import { runPeers } from './bench-peers.js';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
 const sizesArg = argv[argv.indexOf('--sizes') + 1];
-const SIZES = argv.includes('--sizes') && sizesArg ? sizesArg.split(',').map(Number) : quick ? [100, 1000] : [100, 1000, 10_000];
+const BIG = argv.includes('--100k') || process.env['ATLAS_BENCH_100K'] === '1';
+const SIZES = argv.includes('--sizes') && sizesArg ? sizesArg.split(',').map(Number) : quick ? [100, 1000] : BIG ? [1000, 10_000, 100_000] : [1000, 10_000];
 const outArg = argv[argv.indexOf('--out') + 1];
 const OUT = argv.includes('--out') && outArg ? outArg : path.resolve('.bench/latest.json');
 const FLOOR_MS = quick ? 600 : 1500;
@@ -484,7 +491,14 @@ async function main(): Promise<void> {
     line('  list --status failed (all), p50 / p99', `${g('list_failed_all', 'p50_ms')} / ${g('list_failed_all', 'p99_ms')} ms`);
     line('  show, p50 / p99', `${g('show', 'p50_ms')} / ${g('show', 'p99_ms')} ms`, big ? '<= 5 ms p99' : '', big ? verdict(g('show', 'p99_ms') <= 5) : '');
     line('  daemon RSS after the queries', `${s['rss_mb']} MB`, big ? '<= 80 MB' : '', big ? verdict(Number(s['rss_mb']) <= 80) : '');
-    if (big) {
+    if (n >= 100_000) {
+      line('  100k: ready (warm) / list p99 / RSS', `${s['ready_warm_ms']} ms / ${g('list_newest50', 'p99_ms')} ms / ${s['rss_mb']} MB`, '1.5 s/20 ms/150 MB', verdict(Number(s['ready_warm_ms']) <= 1500 && g('list_newest50', 'p99_ms') <= 20 && g('list_failed_50', 'p99_ms') <= 20 && Number(s['rss_mb']) <= 150));
+      targets.push(
+        { name: 'ready <= 1.5 s at 100k (warm)', ok: Number(s['ready_warm_ms']) <= 1500 },
+        { name: 'list newest 50 and list --status failed p99 <= 20 ms at 100k', ok: g('list_newest50', 'p99_ms') <= 20 && g('list_failed_50', 'p99_ms') <= 20 },
+        { name: 'RSS <= 150 MB at 100k', ok: Number(s['rss_mb']) <= 150 },
+      );
+    } else if (big) {
       targets.push(
         { name: 'ready <= 300 ms at 10k (warm)', ok: Number(s['ready_warm_ms']) <= 300 },
         { name: 'list newest 50 p99 <= 20 ms', ok: g('list_newest50', 'p99_ms') <= 20 },
@@ -497,7 +511,7 @@ async function main(): Promise<void> {
   results['scale'] = sc;
   // Queries (issue 13): filtered lists over 10,000 and 100,000 tasks, against a status call.
   const qs: QueryFigures[] = [];
-  for (const n of quick ? [1000] : [10_000, 100_000]) {
+  for (const n of quick ? [1000] : BIG ? [10_000, 100_000] : [10_000]) {
     const f = await queryBench(n, scratch);
     qs.push(f);
     printQueryFigures(f, line);
@@ -511,7 +525,37 @@ async function main(): Promise<void> {
     const g = { ready_cold: growth('ready_cold_ms'), ready_warm: growth('ready_warm_ms') };
     results['growth_per_task_ratio'] = g;
     console.log(`\ncost growth relative to linear from ${first['tasks']} to ${last['tasks']} tasks (1.0 = linear, less = sublinear): ready cold ${g.ready_cold}, warm ${g.ready_warm}`);
+    // How each figure grows from the smallest to the largest home (x times, for x times the tasks).
+    const p99 = (x: Record<string, unknown>, k: string) => (x[k] as { p99_ms: number }).p99_ms;
+    const times = (a: number, b: number) => r1(b / a);
+    const grows = {
+      tasks_x: times(Number(first['tasks']), Number(last['tasks'])),
+      ready_warm_x: times(Number(first['ready_warm_ms']), Number(last['ready_warm_ms'])),
+      show_p99_x: times(p99(first, 'show'), p99(last, 'show')),
+      list_p99_x: times(p99(first, 'list_newest50'), p99(last, 'list_newest50')),
+      list_failed_p99_x: times(p99(first, 'list_failed_50'), p99(last, 'list_failed_50')),
+      rss_x: times(Number(first['rss_mb']), Number(last['rss_mb'])),
+    };
+    results['growth'] = grows;
+    console.log(`from ${first['tasks']} to ${last['tasks']} tasks (${grows.tasks_x}x): ready ${grows.ready_warm_x}x, show p99 ${grows.show_p99_x}x, list p99 ${grows.list_p99_x}x, list --status p99 ${grows.list_failed_p99_x}x, RSS ${grows.rss_x}x`);
     targets.push({ name: 'start cost grows no faster than linearly', ok: g.ready_cold <= 1.05 && g.ready_warm <= 1.05 });
+  }
+  // CLI latency against node -e 0, in the same run.
+  const cli = await cliBench(scratch, quick ? 5 : 15);
+  results['cli'] = cli;
+  console.log(`\nCLI as users run it (median of ${cli.runs}; node -e 0 takes ${cli.node_e0_ms} ms)`);
+  for (const [name, f] of Object.entries(cli.commands)) {
+    line(`  atlas ${name}`, `${f.median_ms} ms = ${f.ratio}x node -e 0`, `<= ${f.target}x`, verdict(f.met));
+    targets.push({ name: `atlas ${name} <= ${f.target}x node -e 0`, ok: f.met });
+  }
+  // The peers on the same workload (8 x 100 at 4 in flight), when PG_URL is set.
+  const peers = runPeers(scratch);
+  results['peers'] = peers;
+  if (peers.skipped) console.log(`\npeers not run: ${peers.skipped}`);
+  else {
+    const ours = { shell: (tp['shell_c4'] as { steps_per_s: number }).steps_per_s, noop: (tp['wait_c4'] as { steps_per_s: number }).steps_per_s };
+    console.log('\npeers, 8 tasks x 100 steps at 4 in flight (atlas from this run)');
+    for (const p of peers.figures) line(`  ${p.peer} ${p.mode}`, p.steps_per_s === null ? `failed: ${p.error}` : `${p.steps_per_s} steps/s (atlas ${ours[p.mode]}: ${r3(ours[p.mode] / p.steps_per_s)}x)`);
   }
   results['targets'] = targets;
   results['finished_at'] = new Date().toISOString();
