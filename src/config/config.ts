@@ -25,6 +25,7 @@ const configSchema = z
     store: z.string().regex(/^(fs|postgres(ql)?:\/\/.+)$/, "expected 'fs' or a postgres://user@host/db URL").optional(),
     store_schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'expected a lower-case SQL name such as atlas').optional(),
     lease_ttl: durationSchema.optional(),
+    cluster_max_concurrent_tasks: z.number().int().min(1).max(1_000_000).optional(),
     workspaces: z.array(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'expected workspace names')).optional(),
     webhooks: z.array(webhookSchema).max(100).optional(),
   })
@@ -53,6 +54,9 @@ export interface Config {
   store_schema: string;
   /** How long a daemon's lease on a task lasts without a heartbeat (PostgreSQL store). */
   lease_ttl_ms: number;
+  /** At most this many tasks run at once across every daemon of the database (null: no
+   *  cluster-wide limit; each daemon still runs at most max_concurrent_tasks). */
+  cluster_max_concurrent_tasks: number | null;
   /** Workspaces made elsewhere that this daemon may run (name -> its local path, or null for the recorded one). */
   workspaces: Record<string, string | null>;
   /** Webhook endpoints (DESIGN §10). */
@@ -77,6 +81,7 @@ export const DEFAULT_CONFIG: Config = {
   store_url: null,
   store_schema: 'atlas',
   lease_ttl_ms: 15_000,
+  cluster_max_concurrent_tasks: null,
   workspaces: {},
   webhooks: [],
 };
@@ -130,6 +135,7 @@ export function parseConfig(text: string, file: string): Config {
     store_url: c.store !== undefined && c.store !== 'fs' ? c.store : null,
     store_schema: c.store_schema ?? DEFAULT_CONFIG.store_schema,
     lease_ttl_ms: c.lease_ttl !== undefined ? (parseDuration(c.lease_ttl) ?? DEFAULT_CONFIG.lease_ttl_ms) : DEFAULT_CONFIG.lease_ttl_ms,
+    cluster_max_concurrent_tasks: c.cluster_max_concurrent_tasks ?? null,
     workspaces: Object.fromEntries((c.workspaces ?? []).map((n) => [n, null])),
     webhooks: parseWebhooks(c.webhooks ?? [], file),
   };

@@ -128,7 +128,8 @@ export class Cluster {
     const { store } = this.o;
     const holders = await leaseHolders(store.db);
     const dead = holders.length ? await deadOwners(this.lockClient, store.target.schema, holders) : [];
-    const claimed = await claimTasks(store.db, { limit: free, workspaces: await this.runnableWorkspaces(), dead, globalLimit: null });
+    // cluster_max_concurrent_tasks: counted over every daemon's live leases, under the claim lock.
+    const claimed = await claimTasks(store.db, { limit: free, workspaces: await this.runnableWorkspaces(), dead, globalLimit: this.o.config.cluster_max_concurrent_tasks });
     for (const c of claimed) {
       store.tasks.adoptLease(c.id, c.epoch);
       if (c.prev_owner && c.prev_owner !== this.daemonId) {

@@ -25,6 +25,8 @@ export interface ClusterOptions {
   workspaces: string[];
   ttl?: string;
   slots?: number;
+  /** More config.yaml lines. */
+  extra?: string[];
 }
 
 export class ClusterHomes {
@@ -49,6 +51,7 @@ export class ClusterHomes {
           `workspaces: [${o.workspaces.join(', ')}]`,
           'step_defaults:',
           '  kill_grace: 300ms',
+          ...(o.extra ?? []),
         ].join('\n') + '\n',
         { mode: 0o600 },
       );
