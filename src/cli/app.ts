@@ -11,6 +11,7 @@ import { registerDoctorCommand } from './doctor-cmd.js';
 import { registerPsCommand } from './ps-cmd.js';
 import { registerEventsCommand } from './events-cmd.js';
 import { registerWebhookCommands } from './webhook-cmd.js';
+import { registerScheduleCommands } from './schedule-cmd.js';
 import { registerMcpCommand } from './mcp-cmd.js';
 import { registerHistoryCommands } from './history-cmd.js';
 import { registerCompletionCommand } from './completion-cmd.js';
@@ -46,6 +47,7 @@ export function buildCli(argv: string[]): Argv {
   cli = registerDashboardCommand(cli);
   cli = registerEventsCommand(cli);
   cli = registerWebhookCommands(cli);
+  cli = registerScheduleCommands(cli);
   cli = registerMcpCommand(cli);
   cli = registerHistoryCommands(cli);
   return cli;

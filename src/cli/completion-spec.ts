@@ -47,6 +47,11 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   dashboard: { options: ['listen', 'open'], args: [] },
   events: { options: ['since', 'type', 't', 'task', 'follow', 'f'], args: [], values: { task: 'task' } },
   webhook: { options: ['failed'], args: [['list', 'test', 'deliveries']] },
+  schedule: {
+    options: ['cron', 'tz', 'workspace', 'w', 'input', 'i', 'description', 'd', 'missed'],
+    args: [['add', 'list', 'show', 'pause', 'resume', 'remove'], 'none', 'template'],
+    values: { workspace: 'workspace', w: 'workspace', missed: ['skip', 'run-once'] },
+  },
   mcp: { options: [], args: [] },
   completion: { options: [], args: [['bash', 'zsh', 'fish']] },
   backup: { options: ['verify'], args: ['file'] },

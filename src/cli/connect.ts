@@ -6,7 +6,7 @@ import { AtlasError } from '../errors.js';
 import type { Notification } from '../protocol/methods.js';
 import { defaultHome } from '../store/paths.js';
 import { VERSION } from '../version.js';
-import { info, warn } from './output.js';
+import { fail, info, warn } from './output.js';
 
 export interface GlobalArgs {
   home?: string | undefined;
@@ -50,4 +50,19 @@ export async function withClient<T>(args: GlobalArgs, fn: (c: AtlasClient) => Pr
   } finally {
     client.close();
   }
+}
+
+/** A yargs handler that runs `fn` with a client: errors are printed with their exit code, and
+ *  a number returned is the exit code. */
+export function clientCommand<A extends GlobalArgs>(fn: (args: A, client: AtlasClient) => Promise<number | void>) {
+  return async (a: unknown): Promise<void> => {
+    const args = a as A;
+    let code: number | void = 0;
+    try {
+      code = await withClient(args, (client) => fn(args, client));
+    } catch (err) {
+      fail(err);
+    }
+    if (typeof code === 'number' && code !== 0) process.exit(code);
+  };
 }

@@ -3,23 +3,12 @@
 import type { Argv } from 'yargs';
 import type { AtlasClient } from '../client/client.js';
 import type { Delivery } from '../webhooks/dispatcher.js';
-import { withClient, type GlobalArgs } from './connect.js';
-import { EXIT, ago, c, fail, printJson, table } from './output.js';
+import { clientCommand, type GlobalArgs } from './connect.js';
+import { EXIT, ago, c, printJson, table } from './output.js';
 
 type Args = GlobalArgs & { name?: string; failed?: boolean };
 
-function run(fn: (args: Args, client: AtlasClient) => Promise<number | void>) {
-  return async (a: unknown) => {
-    const args = a as Args;
-    let code: number | void = 0;
-    try {
-      code = await withClient(args, (client) => fn(args, client));
-    } catch (err) {
-      fail(err);
-    }
-    if (typeof code === 'number' && code !== 0) process.exit(code);
-  };
-}
+const run = clientCommand<Args>;
 
 export function registerWebhookCommands(cli: Argv): Argv {
   return cli.command('webhook <command>', 'webhooks configured in config.yaml: list, test, deliveries', (y) =>

@@ -23,6 +23,7 @@ import { VERSION } from '../version.js';
 import { makeHandlers } from './handlers.js';
 import { HttpControl } from './http-control.js';
 import { faultGate } from '../util/fault.js';
+import { Schedules } from '../engine/schedules.js';
 import { RpcServer } from './rpc-server.js';
 
 /** The daemon's exit code after an uncaught error (EX_SOFTWARE); a supervisor restarts it. */
@@ -58,6 +59,7 @@ export class Daemon {
   private server: RpcServer | undefined;
   private engine: Engine | undefined;
   private http: HttpControl | undefined;
+  private schedules: Schedules | undefined;
   private stopping: Promise<void> | undefined;
   private readonly paths: HomePaths;
   readonly socketPath: string;
@@ -103,6 +105,9 @@ export class Daemon {
       await this.http.startConfigured();
       await faultGate('RECOVERY');
       const report = await this.engine.start();
+      // Fires a crash left half done are finished before anything else can start a task.
+      this.schedules = new Schedules(this.engine, this.log);
+      await this.schedules.start();
       marks['recovered'] = Math.round(performance.now());
       this.engine.on('task_error', (id: string, err: Error) => this.log.warn({ task: id }, `task ${id}: ${err.message}`));
       const http = this.http;
@@ -111,6 +116,7 @@ export class Daemon {
         socket: this.socketPath,
         startedAt: Date.now(),
         recovery: report,
+        schedules: this.schedules,
         stop: (t, detach) => void this.stop(t, detach),
         httpLogin: (listen) => http.login(listen),
       });
@@ -148,6 +154,7 @@ export class Daemon {
     this.stopping = (async () => {
       await this.server?.close().catch(() => undefined);
       await this.http?.close();
+      await this.schedules?.stop();
       await this.engine?.shutdown(graceMs ?? this.graceMs, { detach }).catch((err: unknown) => this.log.error({ err }, 'engine shutdown failed'));
       await this.cleanup();
       this.state = 'stopped';

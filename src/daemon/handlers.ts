@@ -24,11 +24,15 @@ import { runningTasks } from './running-tasks.js';
 import { clearQuarantine } from '../engine/quarantine.js';
 import { listEvents, subscribeEvents } from './event-stream.js';
 import { historyHandlers } from './history-handlers.js';
+import type { Schedules } from '../engine/schedules.js';
+import { scheduleHandlers } from './schedule-handlers.js';
 
 export interface DaemonInfo {
   home: string;
   socket: string;
   startedAt: number;
+  /** Schedules (DESIGN §13): their operations, and the runner that fires them. */
+  schedules: Schedules;
   /** What recovery did when this daemon started. */
   recovery?: RecoveryReport;
   stop(timeoutMs: number | undefined, detach?: boolean): void;
@@ -177,6 +181,7 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
       return listEvents(engine.events, q);
     },
     ...historyHandlers(engine),
+    ...scheduleHandlers(info.schedules),
   };
 }
 

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { LoginResult } from '../daemon/http-control.js';
 import type { RunningTask } from '../daemon/running-tasks.js';
 import type { BatchResult } from '../engine/batch.js';
+import type { ScheduleDetail, ScheduleInfo } from '../engine/schedules.js';
 import type { DoctorReport } from '../engine/doctor.js';
 import type { AtlasEvent } from '../events/event.js';
 import type { Delivery } from '../webhooks/dispatcher.js';
@@ -232,6 +233,27 @@ export const METHODS = {
       .strict(),
     result: returns<{ events: AtlasEvent[]; last_seq: number; next_since: number }>(),
   },
+  /** Schedules (DESIGN §13): a cron in a time zone that starts a template in a workspace. */
+  'schedule.add': {
+    params: z
+      .object({
+        name,
+        cron: z.string().min(1).max(200),
+        tz: z.string().min(1).max(100).optional(),
+        template: name,
+        workspace: name,
+        inputs: z.record(z.string().max(200), z.string().max(256 * 1024)).optional(),
+        description: z.string().max(10_000).optional(),
+        missed: z.string().min(1).max(50).optional(),
+      })
+      .strict(),
+    result: returns<ScheduleInfo>(),
+  },
+  'schedule.list': { params: none, result: returns<ScheduleInfo[]>() },
+  'schedule.get': { params: z.object({ name }).strict(), result: returns<ScheduleDetail>() },
+  'schedule.pause': { params: z.object({ name }).strict(), result: returns<ScheduleInfo>() },
+  'schedule.resume': { params: z.object({ name }).strict(), result: returns<ScheduleInfo>() },
+  'schedule.remove': { params: z.object({ name }).strict(), result: returns<{ removed: string }>() },
   'doctor.run': { params: z.object({ repair: z.boolean().optional(), clear_quarantine: z.boolean().optional() }).strict(), result: returns<DoctorResult>() },
   'http.login': { params: z.object({ listen: z.string().min(1).max(300).optional() }).strict(), result: returns<LoginResult>() },
   /** A snapshot of the home (DESIGN §14), streamed as backup.chunk notifications; the result comes last. */

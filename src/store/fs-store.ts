@@ -14,6 +14,7 @@ import { logSizeSync, readLogPage, type LogPage, type LogPageOptions } from './l
 import { TaskLogs, readLog, readLogSync, type LogRecord, type ReadLogResult } from './task-log.js';
 import { TaskStore } from './task-store.js';
 import { WorkspaceStore } from './workspace-store.js';
+import { FsSchedules } from './schedule-store.js';
 
 export interface StoreOptions {
   warn?: Warn;
@@ -26,11 +27,13 @@ export class FsStore implements Store {
   readonly tasks: TaskStore;
   readonly workspaces: WorkspaceStore;
   readonly logs: TaskLogs;
+  readonly schedules: FsSchedules;
 
   constructor(home: string, options: StoreOptions = {}) {
     this.paths = new HomePaths(home);
     this.tasks = new TaskStore(this.paths, options.warn ? { warn: options.warn } : {});
     this.workspaces = new WorkspaceStore(this.paths);
+    this.schedules = new FsSchedules(this.paths);
     this.logs = new TaskLogs(options.maxOpenLogs !== undefined ? { maxOpen: options.maxOpenLogs } : {});
   }
 

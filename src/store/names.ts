@@ -15,7 +15,7 @@ export function quoteName(name: unknown): string {
   return s.length > 80 ? `${JSON.stringify(s.slice(0, 40))}... (${s.length} characters)` : JSON.stringify(s);
 }
 
-export type NameKind = 'workspace' | 'template' | 'step' | 'artifact' | 'input';
+export type NameKind = 'workspace' | 'template' | 'step' | 'artifact' | 'input' | 'schedule';
 
 export function isValidName(name: unknown): name is string {
   return typeof name === 'string' && NAME_PATTERN.test(name) && name !== '.' && name !== '..' && !name.includes('..');

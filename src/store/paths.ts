@@ -27,6 +27,7 @@ export class HomePaths {
   get workspacesDir(): string { return path.join(this.root, 'workspaces'); }
   get quarantineDir(): string { return path.join(this.root, 'quarantine'); }
   get eventsDir(): string { return path.join(this.root, 'events'); }
+  get schedulesDir(): string { return path.join(this.root, 'schedules'); }
 
   worktree(ws: string): string { return path.join(this.worktreesDir, assertName('workspace', ws)); }
   workspaceDir(ws: string): string { return path.join(this.workspacesDir, assertName('workspace', ws)); }
@@ -37,5 +38,6 @@ export class HomePaths {
   taskBackup(ws: string, id: string): string { return path.join(this.taskDir(ws, id), 'task.json.bak'); }
   taskLog(ws: string, id: string): string { return path.join(this.taskDir(ws, id), 'task.log'); }
   artifactsDir(ws: string, id: string): string { return path.join(this.taskDir(ws, id), 'artifacts'); }
+  scheduleFile(name: string): string { return path.join(this.schedulesDir, `${assertName('schedule', name)}.json`); }
   userTemplate(name: string): string { return path.join(this.templatesDir, `${assertName('template', name)}.yaml`); }
 }

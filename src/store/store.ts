@@ -23,6 +23,7 @@ import type { LogPage, LogPageOptions } from './log-reader.js';
 import type { LogRecord, ReadLogResult } from './task-log.js';
 import type { IndexScan } from './task-index.js';
 import type { QueryPage, TaskQuery } from './task-query.js';
+import type { StoreSchedules } from './schedules.js';
 
 export type { LogRecord, ReadLogResult, IndexScan, RepairResult, LogPage, LogPageOptions, QueryPage, TaskQuery };
 
@@ -148,6 +149,9 @@ export interface Store {
   readonly paths: HomePaths;
   readonly tasks: StoreTasks;
   readonly workspaces: StoreWorkspaces;
+  /** Schedules and their fires (schedules.ts has the exactly-once contract); absent where the
+   *  backend does not keep them yet (the daemon then refuses schedules, saying so). */
+  readonly schedules?: StoreSchedules;
   init(): Promise<void>;
   close(): Promise<void>;
   artifacts(workspace: string, id: string): StoreArtifacts;
