@@ -12,10 +12,9 @@
 // duplicate keys, `after` naming a key that is not in the file, cycles named by their keys,
 // then each task's workspace, template, inputs and labels, as `atlas start` would), and every
 // problem is reported as `file:line: ...`; nothing is written unless all of it is good. Then
-// ids are reserved and the tasks written dependents first, so a crash half way leaves only
-// tasks that wait on a missing id, which the dependency tracker abandons ("no longer
-// exists") at the next start: nothing of a half-written batch ever runs by itself except
-// tasks with no dependencies written last. Only once every task is written are they queued.
+// ids are reserved and the store writes every task or none (store.createTasks: one
+// transaction in PostgreSQL, a journal rolled back at the next start in the filesystem), a
+// kill -9 part way included. Only once every task is written are they queued.
 import path from 'node:path';
 import type { Document, LineCounter } from 'yaml';
 import { AtlasError } from '../errors.js';
@@ -24,6 +23,7 @@ import { isValidName } from '../store/names.js';
 import { lineAt } from '../templates/loader.js';
 import { lazyYaml } from '../util/lazy-yaml.js';
 import type { Engine, PreparedTask, StartParams } from './engine.js';
+import { newTaskRecord } from './task-intake.js';
 
 export interface BatchTask {
   key: string;
@@ -195,17 +195,15 @@ export async function startBatch(engine: Engine, tasks: BatchTask[], file: strin
   if (problems.length) fail(problems);
   const ids = new Map<string, string>();
   for (const t of tasks) ids.set(t.key, await engine.store.tasks.newTaskId(new Date()));
-  const written: TaskRecord[] = [];
-  try {
-    // Dependents first: a crash part way leaves only tasks waiting on ids that never appear.
-    for (const t of [...tasks].reverse()) {
+  // All or nothing, a kill -9 included: the store writes the whole batch or, after a crash
+  // part way, the next start finds none of it (store.createTasks). Nothing is queued before.
+  const written = await engine.store.tasks.createTasks(
+    tasks.map((t) => {
       const deps = t.after.length ? { after: t.after.map((k) => ids.get(k)!), waiting_on: t.after.map((k) => ids.get(k)!) } : undefined;
-      written.push(await engine.writeTask(prepared.get(t.key)!, ids.get(t.key)!, deps));
-    }
-  } catch (err) {
-    for (const w of written) await engine.store.tasks.deleteTask(w.id).catch(() => undefined);
-    throw err;
-  }
+      const p = prepared.get(t.key)!;
+      return { task: newTaskRecord(p, ids.get(t.key)!, deps), environment: p.environment };
+    }),
+  );
   const byId = new Map(written.map((w) => [w.id, w]));
   const result: BatchResult = { tasks: tasks.map((t) => ({ key: t.key, task: byId.get(ids.get(t.key)!)! })) };
   for (const r of result.tasks) engine.launchTask(r.task);

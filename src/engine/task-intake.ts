@@ -96,13 +96,19 @@ export async function prepareTask(engine: EngineCore, p: StartParams): Promise<P
 
 /** Writes a prepared task under `id`, waiting on `deps`; nothing runs it until launchTask. */
 export async function writeTask(engine: EngineCore, prepared: PreparedTask, id: string, deps?: { after: string[]; waiting_on: string[] }): Promise<TaskRecord> {
+  const task = newTaskRecord(prepared, id, deps);
+  await engine.store.tasks.createTask(task, prepared.environment ? { environment: prepared.environment } : {});
+  return task;
+}
+
+/** The record of a prepared task under `id`, created now, waiting on `deps` (nothing written). */
+export function newTaskRecord(prepared: PreparedTask, id: string, deps?: { after: string[]; waiting_on: string[] }): TaskRecord {
   const at = new Date().toISOString();
   const task: TaskRecord = { ...prepared.task, id, created_at: at, updated_at: at, transitions: prepared.task.transitions.map((t) => ({ ...t, timestamp: at })) };
   if (deps) {
     task.after = deps.after;
     task.waiting_on = deps.waiting_on;
   }
-  await engine.store.tasks.createTask(task, prepared.environment ? { environment: prepared.environment } : {});
   return task;
 }
 

@@ -42,6 +42,12 @@ export interface ReadResult {
   source: 'primary' | 'backup';
 }
 
+/** A task to create, with the caller's captured environment (kept apart: secret). */
+export interface NewTask {
+  task: TaskRecord;
+  environment?: Record<string, string> | undefined;
+}
+
 /** Tasks: ids, reading, writing with revision checks, leases, listing, deleting. */
 export interface StoreTasks {
   /** A new task id, `task-YYYYMMDD-HHMMSS` (UTC), with a suffix when that id is taken. */
@@ -56,6 +62,9 @@ export interface StoreTasks {
   /** Writes a brand-new task at revision 1; `already_exists` when the id is taken.
    *  `environment`: the caller's captured environment, kept apart from the record (secret). */
   createTask(task: TaskRecord, options?: { environment?: Record<string, string> }): Promise<TaskRecord>;
+  /** Writes several brand-new tasks all or nothing, a crash included (a batch): after a crash
+   *  part way, the next start finds none of them. */
+  createTasks(entries: NewTask[]): Promise<TaskRecord[]>;
   /** The environment captured when the task was started, or undefined when none was. */
   readEnvironment(id: string): Promise<Record<string, string> | undefined>;
   /** Writes `task` at revision + 1 (`task.revision` must be the stored one, else `conflict`). */

@@ -12,7 +12,8 @@ import { ensureDir, fsyncDir, sweepTempFiles, writeFileDurable } from './atomic.
 import { assertName, assertTaskId } from './names.js';
 import type { HomePaths } from './paths.js';
 import { TERMINAL_STATUSES, type TaskRecord } from './records.js';
-import type { ReadResult, StoreTasks, TaskFilter, Warn } from './store.js';
+import type { NewTask, ReadResult, StoreTasks, TaskFilter, Warn } from './store.js';
+import { createAllOrNothing, rollBackBatches } from './batch-journal.js';
 import { decodeTask, encodeTask, encodeTaskPieces } from './task-codec.js';
 import { breakDeadLock, lockTaskDir, type TaskLock } from './task-lock.js';
 import { readTaskEnv, writeTaskEnv } from './task-env.js';
@@ -60,6 +61,13 @@ export class TaskStore implements StoreTasks {
 
   async init(): Promise<void> {
     await ensureDir(this.paths.workspacesDir);
+    const undone = await rollBackBatches(this.paths, this);
+    if (undone.length) this.warn(`deleted ${undone.length} task(s) of a batch a crash cut short (a batch is created whole or not at all): ${undone.join(', ')}`);
+  }
+
+  /** Several new tasks, all or nothing (batch-journal.ts). */
+  createTasks(entries: NewTask[]): Promise<TaskRecord[]> {
+    return createAllOrNothing(this.paths, this, entries);
   }
 
   // ---- ids -------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { BatchResult } from '../../src/engine/batch.js';
-import { TestHome, expectExit, parseStdout } from '../helpers/daemon.js';
+import { TestHome, assertGone, expectExit, parseStdout } from '../helpers/daemon.js';
 
 describe('batches', () => {
   let h: TestHome;
@@ -132,5 +132,38 @@ describe('batches', () => {
     const again = parseStdout<BatchResult>(expectExit(await h.cli(['start', '--batch', f, '--json']), 0));
     assert.deepEqual(again.tasks.map((t) => t.key), ['first', 'left', 'right', 'last']);
     for (const t of again.tasks) await h.waitSettled(t.task.id);
+  });
+
+  test('kill -9 after part of a batch is written: the next start finds none of it', async () => {
+    const before = new Set((await h.listTasks()).map((t) => t.id));
+    const f = write(
+      'cut.yaml',
+      `tasks:
+  - { key: one, template: quick, workspace: wa }
+  - { key: two, template: quick, workspace: wb }
+  - { key: three, template: quick, workspace: wa, after: [one, two] }
+`,
+    );
+    await h.stopDaemon();
+    // This daemon dies (SIGKILL) right after writing the first task of a batch.
+    const pid = await h.startDaemon({ env: { ATLAS_FAULTS: 'batch.task_written' } });
+    const r = await h.cli(['start', '--batch', f]);
+    assert.notEqual(r.code, 0, 'the batch cannot have been created');
+    await assertGone(pid, 'the daemon killed part way through the batch');
+    const onDisk = ['wa', 'wb'].flatMap((ws) => {
+      const dir = path.join(h.home, 'workspaces', ws, 'tasks');
+      return fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => n.startsWith('task-') && !before.has(n)) : [];
+    });
+    assert.equal(onDisk.length, 1, `one task of the batch was written before the crash: ${onDisk.join(', ')}`);
+    assert.equal(fs.readdirSync(path.join(h.home, 'batches')).filter((n) => n.endsWith('.json')).length, 1, 'its journal is there');
+    await h.startDaemon();
+    const after = (await h.listTasks()).filter((t) => !before.has(t.id));
+    assert.deepEqual(after, [], 'nothing of the cut batch is left, and nothing of it ran');
+    assert.ok(!fs.existsSync(h.taskDir('wa', onDisk[0]!)) && !fs.existsSync(h.taskDir('wb', onDisk[0]!)), 'its directory is gone');
+    assert.deepEqual(fs.readdirSync(path.join(h.home, 'batches')).filter((n) => n.endsWith('.json')), []);
+    // The same file goes through whole afterwards.
+    const ok = parseStdout<BatchResult>(expectExit(await h.cli(['start', '--batch', f, '--json']), 0));
+    assert.equal(ok.tasks.length, 3);
+    for (const t of ok.tasks) assert.equal((await h.waitSettled(t.task.id)).status, 'completed');
   });
 });

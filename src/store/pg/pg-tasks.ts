@@ -10,7 +10,7 @@
 import { AtlasError } from '../../errors.js';
 import { assertName, assertTaskId } from '../names.js';
 import { TERMINAL_STATUSES, summarize, type TaskRecord } from '../records.js';
-import type { ReadResult, StoreTasks, TaskFilter, Warn } from '../store.js';
+import type { NewTask, ReadResult, StoreTasks, TaskFilter, Warn } from '../store.js';
 import { decodeTask, encodeTask } from '../task-codec.js';
 import { idSortKey } from '../task-ids.js';
 import { cursorOf, deriveEvents, type Cursor, type EventDraft } from '../../events/event.js';
@@ -149,6 +149,27 @@ export class PgTasks implements StoreTasks {
       throw new AtlasError('already_exists', `task ${task.id} already exists`, { details: { id: task.id } });
     }
     return task;
+  }
+
+  /** A batch: every task in one transaction, so a crash or a taken id leaves none of them. */
+  async createTasks(entries: NewTask[]): Promise<TaskRecord[]> {
+    for (const { task } of entries) {
+      assertName('workspace', task.workspace);
+      assertTaskId(task.id);
+      task.revision = 1;
+    }
+    await this.db.tx('create a batch of tasks', async (c) => {
+      for (const { task, environment } of entries) {
+        const r = await c.query(
+          `INSERT INTO tasks (id, workspace, sort_key, status, template, priority, created_at, revision, data, summary, environment)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10) ON CONFLICT (id) DO NOTHING`,
+          [task.id, task.workspace, idSortKey(task.id), task.status, task.template, task.priority, task.created_at, encodeTask(task), JSON.stringify(summarize(task)), environment ? JSON.stringify(environment) : null],
+        );
+        if (r.rowCount !== 1) throw new AtlasError('already_exists', `task ${task.id} already exists`, { details: { id: task.id } });
+      }
+    });
+    for (const { task } of entries) this.reservedIds.delete(task.id);
+    return entries.map((e) => e.task);
   }
 
   async readEnvironment(id: string): Promise<Record<string, string> | undefined> {
