@@ -1,7 +1,8 @@
 // The daemon process: one per home. Lifecycle:
 //   starting -> running -> draining -> stopped
-// Start: take the home lock (proper-lockfile on daemon.lock, with our pid and start time in
-// daemon.pid so a killed daemon's lock is broken at once instead of after it goes stale),
+// Start: take the home lock (proper-lockfile on daemon.lock, with our pid in daemon.pid and
+// our start time in daemon.json, so a killed daemon's lock is broken at once instead of after
+// it goes stale),
 // replace any stale socket (only the lock holder may), open the engine, recover, listen.
 // Stop (SIGTERM, SIGINT or daemon.stop): stop starting steps, give running ones a grace
 // period, stop the rest, flush, remove the socket and pid file, exit 0. A second signal
@@ -48,7 +49,7 @@ export interface DaemonOwner {
 }
 
 export class AlreadyRunningError extends AtlasError {
-  constructor(readonly owner: DaemonOwner | undefined) {
+  constructor(readonly owner: { pid: number } | undefined) {
     super('already_exists', `a daemon is already running for this home${owner ? ` (pid ${owner.pid})` : ''}`, { details: { pid: owner?.pid } });
   }
 }
@@ -87,7 +88,7 @@ export class Daemon {
     await ensureDir(this.paths.root);
     await fsp.chmod(this.paths.root, DIR_MODE);
     const owner: DaemonOwner = { pid: process.pid, start_ticks: processStartTicks(process.pid), version: VERSION, socket: this.socketPath, started_at: new Date().toISOString() };
-    const got = await acquireHomeLock(this.paths.root, this.paths.lockFile, this.paths.pidFile, owner);
+    const got = await acquireHomeLock(this.paths.root, this.paths.lockFile, { pid: this.paths.pidFile, owner: this.paths.ownerFile }, owner);
     if (!got.ok) throw new AlreadyRunningError(got.owner);
     this.lock = got.lock;
     try {

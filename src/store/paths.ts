@@ -18,7 +18,10 @@ export class HomePaths {
 
   get config(): string { return path.join(this.root, 'config.yaml'); }
   get socket(): string { return path.join(this.root, 'atlas.sock'); }
+  /** The daemon's pid alone, one line. */
   get pidFile(): string { return path.join(this.root, 'daemon.pid'); }
+  /** The running daemon's pid, start time, version, socket and start, as JSON. */
+  get ownerFile(): string { return path.join(this.root, 'daemon.json'); }
   get lockFile(): string { return path.join(this.root, 'daemon.lock'); }
   get logsDir(): string { return path.join(this.root, 'logs'); }
   get daemonLog(): string { return path.join(this.logsDir, 'daemon.log'); }

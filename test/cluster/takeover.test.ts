@@ -20,8 +20,7 @@ const KILLS = Number(process.env['ATLAS_TAKEOVER_KILLS'] ?? 3);
 
 function daemonPid(home: string): number | undefined {
   try {
-    const text = fs.readFileSync(path.join(home, 'daemon.pid'), 'utf8').trim();
-    const pid = text.startsWith('{') ? (JSON.parse(text) as { pid: number }).pid : Number(text);
+    const pid = Number(fs.readFileSync(path.join(home, 'daemon.pid'), 'utf8').trim());
     return Number.isInteger(pid) ? pid : undefined;
   } catch {
     return undefined;

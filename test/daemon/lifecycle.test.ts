@@ -67,6 +67,16 @@ describe('daemon lifecycle', () => {
     assert.match(text.stdout, new RegExp(`home\\s+${h.home.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
   });
 
+  test('daemon.pid holds the pid alone (kill $(cat daemon.pid), PIDFile=); daemon.json the rest', () => {
+    assert.equal(fs.readFileSync(path.join(h.home, 'daemon.pid'), 'utf8'), `${pid}\n`);
+    const owner = JSON.parse(fs.readFileSync(path.join(h.home, 'daemon.json'), 'utf8')) as Record<string, unknown>;
+    assert.equal(owner['pid'], pid);
+    assert.equal(owner['version'], VERSION);
+    assert.equal(owner['socket'], h.socketPath);
+    assert.ok(typeof owner['start_ticks'] === 'number' || owner['start_ticks'] === null);
+    assert.equal(fs.statSync(path.join(h.home, 'daemon.json')).mode & 0o777, 0o600);
+  });
+
   test('the home is 0700, the socket 0600, the pid file 0600', () => {
     assert.equal(fs.statSync(h.home).mode & 0o777, 0o700);
     const sock = fs.statSync(path.join(h.home, 'atlas.sock'));
@@ -105,6 +115,7 @@ describe('daemon lifecycle', () => {
     await assertGone(pid, 'the daemon');
     assert.equal(fs.existsSync(path.join(h.home, 'atlas.sock')), false);
     assert.equal(fs.existsSync(path.join(h.home, 'daemon.pid')), false);
+    assert.equal(fs.existsSync(path.join(h.home, 'daemon.json')), false);
     assert.equal(await socketAnswers(h.socketPath), false);
     expectExit(await h.cli(['daemon', 'status']), 3);
   });

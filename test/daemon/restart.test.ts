@@ -140,7 +140,8 @@ describe('a home lock whose recorded holder is alive but not answering', () => {
     try {
       fs.mkdirSync(h.home, { recursive: true, mode: 0o700 });
       const owner = { pid: holder.pid, start_ticks: processStartTicks(holder.pid!), version: VERSION, socket: h.socketPath, started_at: new Date().toISOString() };
-      fs.writeFileSync(path.join(h.home, 'daemon.pid'), JSON.stringify(owner) + '\n', { mode: 0o600 });
+      fs.writeFileSync(path.join(h.home, 'daemon.json'), JSON.stringify(owner) + '\n', { mode: 0o600 });
+      fs.writeFileSync(path.join(h.home, 'daemon.pid'), `${owner.pid}\n`, { mode: 0o600 });
       fs.mkdirSync(path.join(h.home, 'daemon.lock'));
 
       const start = h.spawn(['daemon', 'start', '--json'], { timeoutMs: 60_000 });

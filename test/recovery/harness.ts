@@ -165,11 +165,11 @@ export async function call(sb: Sandbox, method: string, params: unknown = {}, co
   }
 }
 
-/** The pid recorded in daemon.pid, if any. */
+/** The pid recorded in daemon.pid (the pid alone), if any. */
 export function recordedDaemonPid(sb: Sandbox): number | undefined {
   try {
-    const rec = JSON.parse(fs.readFileSync(path.join(sb.home, 'daemon.pid'), 'utf8')) as { pid?: unknown };
-    return typeof rec.pid === 'number' ? rec.pid : undefined;
+    const text = fs.readFileSync(path.join(sb.home, 'daemon.pid'), 'utf8');
+    return /^\d+\n$/.test(text) ? Number(text) : undefined;
   } catch {
     return undefined;
   }

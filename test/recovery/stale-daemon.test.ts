@@ -38,7 +38,8 @@ test('after kill -9 the stale pid file, lock and socket are replaced and the dae
     const pidFile = path.join(sb.home, 'daemon.pid');
     const lock = path.join(sb.home, 'daemon.lock');
     const sock = path.join(sb.home, 'atlas.sock');
-    for (const f of [pidFile, lock, sock]) assert.ok(fs.existsSync(f), `${f} should be left behind by a kill -9`);
+    const ownerFile = path.join(sb.home, 'daemon.json');
+    for (const f of [pidFile, ownerFile, lock, sock]) assert.ok(fs.existsSync(f), `${f} should be left behind by a kill -9`);
     assert.equal(recordedDaemonPid(sb), first.pid);
 
     freshen(lock);
@@ -53,7 +54,7 @@ test('after kill -9 the stale pid file, lock and socket are replaced and the dae
 
     await stopTheDaemon(sb, second.pid);
     assert.equal(pidAlive(second.pid), false);
-    for (const f of [pidFile, sock]) assert.equal(fs.existsSync(f), false, `${f} should be removed by a clean stop`);
+    for (const f of [pidFile, ownerFile, sock]) assert.equal(fs.existsSync(f), false, `${f} should be removed by a clean stop`);
   });
 });
 
@@ -73,7 +74,8 @@ test('a pid file naming a live but different process (a reused pid), a fresh loc
     fs.chmodSync(sock, 0o600);
     // This very process is alive, but it is not the daemon that took the lock: its start time differs.
     const ticks = processStartTicks(process.pid);
-    fs.writeFileSync(path.join(sb.home, 'daemon.pid'), JSON.stringify({ pid: process.pid, start_ticks: (ticks ?? 0) + 12345, version: '0.0.0', socket: sock, started_at: new Date().toISOString() }) + '\n');
+    fs.writeFileSync(path.join(sb.home, 'daemon.json'), JSON.stringify({ pid: process.pid, start_ticks: (ticks ?? 0) + 12345, version: '0.0.0', socket: sock, started_at: new Date().toISOString() }) + '\n');
+    fs.writeFileSync(path.join(sb.home, 'daemon.pid'), `${process.pid}\n`);
     fs.mkdirSync(path.join(sb.home, 'daemon.lock'));
     freshen(path.join(sb.home, 'daemon.lock'));
 

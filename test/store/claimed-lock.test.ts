@@ -28,9 +28,9 @@ interface Kind {
 const KINDS: Kind[] = [
   {
     name: 'the home lock',
-    files: (dir) => ({ lock: path.join(dir, 'daemon.lock'), owner: path.join(dir, 'daemon.pid'), claimsBase: path.join(dir, 'daemon.lock') }),
+    files: (dir) => ({ lock: path.join(dir, 'daemon.lock'), owner: path.join(dir, 'daemon.json'), claimsBase: path.join(dir, 'daemon.lock') }),
     async tryOnce(dir) {
-      const got = await acquireHomeLock(dir, path.join(dir, 'daemon.lock'), path.join(dir, 'daemon.pid'), { pid: process.pid, start_ticks: processStartTicks(process.pid) });
+      const got = await acquireHomeLock(dir, path.join(dir, 'daemon.lock'), { pid: path.join(dir, 'daemon.pid'), owner: path.join(dir, 'daemon.json') }, { pid: process.pid, start_ticks: processStartTicks(process.pid) });
       if (!got.ok) return false;
       assert.equal(fs.statSync(path.join(dir, 'daemon.lock')).mode & 0o777, 0o700, 'the home lock is 0700');
       await got.lock.release();
@@ -132,7 +132,7 @@ test('a claim in the older home-lock form (daemon.lock.claim-<pid>) counts', { t
     await withDir(async (dir) => {
       fs.mkdirSync(path.join(dir, 'daemon.lock'));
       fs.writeFileSync(path.join(dir, `daemon.lock.claim-${holder.pid}`), JSON.stringify({ pid: holder.pid, start_ticks: processStartTicks(holder.pid!) }));
-      const got = await acquireHomeLock(dir, path.join(dir, 'daemon.lock'), path.join(dir, 'daemon.pid'), { pid: process.pid, start_ticks: null });
+      const got = await acquireHomeLock(dir, path.join(dir, 'daemon.lock'), { pid: path.join(dir, 'daemon.pid'), owner: path.join(dir, 'daemon.json') }, { pid: process.pid, start_ticks: null });
       assert.equal(got.ok, false);
     });
   } finally {

@@ -22,9 +22,11 @@ test('the home lock of a dead predecessor with our pid is broken', { skip: myTic
     const lockPath = path.join(h.home, 'daemon.lock');
     const pidFile = path.join(h.home, 'daemon.pid');
     fs.mkdirSync(lockPath);
-    fs.writeFileSync(pidFile, JSON.stringify(predecessor) + '\n');
+    const ownerFile = path.join(h.home, 'daemon.json');
+    fs.writeFileSync(pidFile, `${predecessor.pid}\n`);
+    fs.writeFileSync(ownerFile, JSON.stringify(predecessor) + '\n');
     fs.writeFileSync(`${lockPath}.claim-${process.pid}`, JSON.stringify(predecessor));
-    const got = await acquireHomeLock(h.home, lockPath, pidFile, { pid: process.pid, start_ticks: myTicks });
+    const got = await acquireHomeLock(h.home, lockPath, { pid: pidFile, owner: ownerFile }, { pid: process.pid, start_ticks: myTicks });
     assert.equal(got.ok, true, 'the predecessor was taken for a live daemon');
     if (got.ok) await got.lock.release();
   } finally {
