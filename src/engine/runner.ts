@@ -30,8 +30,9 @@ import { inputEnvName, interpolate, lastRejectReason } from './interpolate.js';
 import { transition } from './transitions.js';
 
 /** cancel: the user's; shutdown: the daemon drains; lease_lost: another daemon took the task (write nothing);
- *  detach: the daemon restarts and leaves running steps running, for the next one to re-attach. */
-export type StopReason = 'cancel' | 'shutdown' | 'lease_lost' | 'detach';
+ *  detach: the daemon restarts and leaves running steps running, for the next one to re-attach;
+ *  park: a long durable wait let go of the task (shared store) until its deadline. */
+export type StopReason = 'cancel' | 'shutdown' | 'lease_lost' | 'detach' | 'park';
 
 export interface RunnerHooks {
   /** Called after every checkpoint with the task as written. */
@@ -40,6 +41,9 @@ export interface RunnerHooks {
   onLog(task: TaskRecord, record: Record<string, unknown>): void;
   /** True once the engine is draining: no new step may start. */
   draining(): boolean;
+  /** A shared store: lets go of the task while a durable wait waits (no lease held; any
+   *  daemon picks it up at the deadline). True when the runner is to stop now. */
+  park?(task: TaskRecord): boolean;
 }
 
 export interface RunContext {
@@ -98,6 +102,12 @@ export async function runTask(task: TaskRecord, rc: RunContext): Promise<RunEnd>
       continue;
     }
     let attach: StepProcess | undefined;
+    if (step.status === 'running' && step.parked_until) {
+      // A durable wait that let go of the task while it waited goes on: same attempt, same deadline.
+      delete step.parked_until;
+      step.status = 'pending';
+      step.attempts -= 1;
+    }
     if (step.status === 'running') {
       if (step.process && reattachable(step, taskDir)) {
         // Its process outlived the daemon (or ended while none ran and left its status): re-attach.
@@ -202,7 +212,7 @@ async function runStep(
     }
     attach = undefined;
     const stopReason = rc.stopReason();
-    if (outcome.status === 'canceled' && (stopReason === 'shutdown' || stopReason === 'detach' || stopReason === 'lease_lost')) {
+    if (outcome.status === 'canceled' && (stopReason === 'shutdown' || stopReason === 'detach' || stopReason === 'lease_lost' || stopReason === 'park')) {
       // Stopped with the daemon: left for the next start, which re-attaches (detach) or re-runs it.
       output.close();
       if (stopReason === 'shutdown' && step.process?.run) removeAttemptFiles(taskDir, step.process.run);
@@ -377,6 +387,13 @@ function makeContext(
       step.process = proc;
       await checkpoint(false, false);
     },
+    park: rc.hooks.park
+      ? async (until) => {
+          step.parked_until = until.toISOString();
+          await checkpoint(true);
+          return rc.hooks.park!(task);
+        }
+      : undefined,
     async recordDeadline(deadline) {
       if (step.deadline) return new Date(step.deadline);
       step.deadline = deadline.toISOString();

@@ -43,6 +43,16 @@ export async function runEntry(engine: EngineCore, entry: QueueEntry): Promise<v
           engine.emit('log', t.id, record);
         },
         draining: () => engine.state !== 'running',
+        // Shared store: a long durable wait holds no lease; the lease is let go below.
+        ...(engine.cluster
+          ? {
+              park: () => {
+                if (active.reason !== undefined) return false;
+                active.reason = 'park';
+                return true;
+              },
+            }
+          : {}),
       },
     });
   } catch (err) {

@@ -47,6 +47,9 @@ export interface StepContext {
   /** Persists an absolute deadline (wait and ci steps), returning the one in force: a deadline
    *  already recorded for this step is kept, so a restart never resets it. */
   recordDeadline(deadline: Date): Promise<Date>;
+  /** A shared store: records that the step waits until `until` and lets go of the task; true
+   *  when the step is then to return at once (any daemon resumes it at `until`). */
+  park?(until: Date): Promise<boolean>;
   /** Replaces {{ inputs.x }}; with shell: true each value is single-quoted for /bin/sh. */
   interpolate(text: string, mode: 'text' | 'shell'): string;
   /** The last few KiB of output of the current attempt. */

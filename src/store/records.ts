@@ -62,6 +62,8 @@ export interface StepState {
   deadline: string | null;
   /** Set while the step is being re-run from scratch after a retry backoff. */
   next_attempt_at: string | null;
+  /** A durable wait that let go of its task until then (shared store): no daemon holds it meanwhile. */
+  parked_until?: string;
 }
 
 export type AttemptStatus = 'completed' | 'failed' | 'timed_out' | 'canceled' | 'interrupted' | 'rejected';

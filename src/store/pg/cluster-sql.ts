@@ -5,7 +5,8 @@
 // Claiming: one transaction under a cluster-wide advisory lock (so two daemons never both
 // see a workspace as free), candidates picked with FOR UPDATE SKIP LOCKED in priority then
 // creation order, at most one per workspace, none in a workspace whose task another live
-// daemon runs, only in workspaces this daemon can run. Every claim grows the lease epoch.
+// daemon runs, only in workspaces this daemon can run, none whose durable wait let go of it
+// until a deadline still ahead (wake_at). Every claim grows the lease epoch.
 // Time is the database's clock (now()) throughout.
 import os from 'node:os';
 import type pg from 'pg';
@@ -102,6 +103,7 @@ export async function claimTasks(db: Db, opts: { limit: number; workspaces: stri
          WHERE t.id IN (
            SELECT DISTINCT ON (t.workspace) t.id FROM tasks t
            WHERE t.status IN ('pending', 'running') AND ${free} AND t.workspace = ANY($2)
+             AND (t.wake_at IS NULL OR t.wake_at <= now())
              AND NOT EXISTS (SELECT 1 FROM tasks o WHERE o.workspace = t.workspace AND o.id <> t.id AND o.owner IS NOT NULL
                              AND o.lease_until >= now() AND NOT (o.owner = ANY($3)))
            ORDER BY t.workspace, t.priority DESC, t.created_at, t.sort_key)

@@ -197,7 +197,10 @@ export class PgTasks implements StoreTasks {
     const starts = this.db.takeStarts(task.id);
     const drafts = this.eventsOf(next, expected, starts);
     const c = cursorOf(next);
-    const fence = this.db.fence(task.id, 16);
+    const fence = this.db.fence(task.id, 17);
+    // A durable wait that let go of the task: no daemon claims it before its deadline.
+    const step = next.steps[next.current_step];
+    const wake = next.status === 'running' && step?.status === 'running' && step.parked_until ? step.parked_until : null;
     let updated: number;
     try {
       const r = await this.db.query<{ n: string }>(
@@ -205,12 +208,12 @@ export class PgTasks implements StoreTasks {
         `WITH cur AS (SELECT ev_t, ev_r FROM tasks WHERE id = $1),
          up AS (
            UPDATE tasks SET data = $2, prev = data, summary = $3, status = $4, revision = $5 + 1, priority = $6,
-                  change_seq = nextval('change_seq'), ev_t = $8, ev_r = $9
+                  change_seq = nextval('change_seq'), ev_t = $8, ev_r = $9, wake_at = $16
            WHERE id = $1 AND revision = $5 AND ${fence.sql} RETURNING id),
          lg AS (INSERT INTO task_logs (task_id, record) SELECT up.id, l.r FROM up, unnest($7::text[]) WITH ORDINALITY AS l(r, n) ORDER BY l.n),
          ${eventsCte(10)}
          SELECT count(*) AS n FROM up`,
-        [task.id, encodeTask(next), JSON.stringify(summarize(next)), next.status, expected, next.priority, lines, c.t, c.r, task.workspace, ...eventParams(drafts), ...fence.params],
+        [task.id, encodeTask(next), JSON.stringify(summarize(next)), next.status, expected, next.priority, lines, c.t, c.r, task.workspace, ...eventParams(drafts), wake, ...fence.params],
       );
       updated = Number(r.rows[0]?.n ?? 0);
     } catch (err) {
