@@ -26,6 +26,8 @@ import { parseCron, planFires, type FirePlan } from './schedule-spec.js';
 const PERMANENT = new Set(['invalid_input', 'invalid_name', 'not_found', 'template_invalid', 'config_invalid', 'corrupt']);
 /** The longest sleep between passes (a system clock change is noticed within it). */
 const MAX_SLEEP_MS = 60_000;
+/** With a shared store, a fire claimed this long ago and still open is finished by any daemon. */
+const STALE_CLAIM_MS = 30_000;
 /** With a test clock, how often time is looked at. */
 const TEST_POLL_MS = 50;
 
@@ -43,6 +45,10 @@ export class ScheduleRunner {
   constructor(
     private readonly engine: Engine,
     private readonly store: StoreSchedules,
+    /** Several daemons share the store: a daemon that cannot start a schedule's task (the
+     *  workspace's directory or the template is not on this machine) leaves its slots to one
+     *  that can, rather than recording them failed. */
+    private readonly shared: boolean,
     private readonly log: Logger | undefined,
   ) {}
 
@@ -96,6 +102,9 @@ export class ScheduleRunner {
     if (this.retryOpen) {
       this.retryOpen = false;
       await this.finishOpenFires();
+    } else if (this.shared) {
+      // A daemon that died between recording a fire and creating its task: any other finishes it.
+      await this.finishOpenFires(STALE_CLAIM_MS);
     }
     let sleep = MAX_SLEEP_MS;
     for (const s of await this.store.list()) {
@@ -118,6 +127,7 @@ export class ScheduleRunner {
   }
 
   private async fire(s: ScheduleRecord, plan: FirePlan): Promise<void> {
+    if (this.shared && plan.fires.length && !(await this.canStart(s))) return;
     const recorded_at = new Date().toISOString();
     const entries: FireRecord[] = [];
     if (plan.skipped) {
@@ -153,6 +163,11 @@ export class ScheduleRunner {
           });
         } catch (err) {
           if (!isAtlasError(err) || !PERMANENT.has(err.code)) throw err;
+          // Shared store: this machine may lack the workspace or template; one that has them finishes it.
+          if (this.shared) {
+            this.log?.warn({ schedule: s.name, slot: fire.slot }, `schedule ${s.name}: cannot create the task of ${fire.slot} on this daemon: ${err.message}`);
+            return;
+          }
           await this.store.settle(s.name, fire.slot, { state: 'failed', error: err.message }, id);
           this.log?.warn({ schedule: s.name, slot: fire.slot }, `schedule ${s.name}: the fire of ${fire.slot} created no task: ${err.message}`);
           return;
@@ -185,9 +200,24 @@ export class ScheduleRunner {
     }
   }
 
+  /** Whether this daemon can start the schedule's task (a dry run of the start's checks). */
+  private async canStart(s: ScheduleRecord): Promise<boolean> {
+    try {
+      await this.engine.prepareTask({ template: s.template, workspace: s.workspace, inputs: s.inputs });
+      return true;
+    } catch (err) {
+      if (isAtlasError(err) && PERMANENT.has(err.code)) {
+        this.log?.debug({ schedule: s.name }, `schedule ${s.name}: left to another daemon: ${err.message}`);
+        return false;
+      }
+      throw err;
+    }
+  }
+
   /** Creates the task of every fire still claimed (left by a crash, or by a failure that may pass). */
-  private async finishOpenFires(): Promise<void> {
-    const open = await this.store.openFires();
+  private async finishOpenFires(olderThanMs = 0): Promise<void> {
+    const before = new Date(Date.now() - olderThanMs).toISOString();
+    const open = (await this.store.openFires()).filter((o) => o.fire.recorded_at <= before);
     if (open.length) this.log?.info({ fires: open.length }, `schedules: finishing ${open.length} fire(s) recorded before their task was created`);
     for (const { schedule, fire } of open) {
       const s = await this.store.get(schedule).catch(() => undefined);

@@ -40,22 +40,21 @@ export interface ScheduleDetail extends ScheduleInfo {
 }
 
 export class Schedules {
-  private readonly runner: ScheduleRunner | undefined;
+  private readonly runner: ScheduleRunner;
 
   constructor(
     private readonly engine: Engine,
     log: Logger | undefined,
   ) {
-    const store = engine.store.schedules;
-    this.runner = store ? new ScheduleRunner(engine, store, log) : undefined;
+    this.runner = new ScheduleRunner(engine, engine.store.schedules, engine.store.kind === 'postgres', log);
   }
 
   async start(): Promise<void> {
-    await this.runner?.start();
+    await this.runner.start();
   }
 
   async stop(): Promise<void> {
-    await this.runner?.stop();
+    await this.runner.stop();
   }
 
   async add(p: ScheduleAdd): Promise<ScheduleInfo> {
@@ -84,7 +83,7 @@ export class Schedules {
       updated_at: at,
     };
     await store.create(rec);
-    this.runner?.wake();
+    this.runner.wake();
     return this.info(rec, 1);
   }
 
@@ -115,7 +114,7 @@ export class Schedules {
       const at = now().toISOString();
       if (at > s.cursor) s.cursor = at;
     });
-    this.runner?.wake();
+    this.runner.wake();
     return this.info(s, 1);
   }
 
@@ -125,13 +124,7 @@ export class Schedules {
   }
 
   private store(): StoreSchedules {
-    const store = this.engine.store.schedules;
-    if (!store) {
-      throw new AtlasError('not_allowed', `schedules are not kept in the ${this.engine.store.kind} store yet: use the filesystem store (no 'store:' in config.yaml) to schedule tasks`, {
-        details: { store: this.engine.store.kind },
-      });
-    }
-    return store;
+    return this.engine.store.schedules;
   }
 
   private async info(s: ScheduleRecord, next: number, fires?: FireRecord[]): Promise<ScheduleInfo> {

@@ -158,9 +158,8 @@ export interface Store {
   readonly paths: HomePaths;
   readonly tasks: StoreTasks;
   readonly workspaces: StoreWorkspaces;
-  /** Schedules and their fires (schedules.ts has the exactly-once contract); absent where the
-   *  backend does not keep them yet (the daemon then refuses schedules, saying so). */
-  readonly schedules?: StoreSchedules;
+  /** Schedules and their fires (schedules.ts has the exactly-once contract). */
+  readonly schedules: StoreSchedules;
   init(): Promise<void>;
   close(): Promise<void>;
   artifacts(workspace: string, id: string): StoreArtifacts;

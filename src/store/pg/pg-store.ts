@@ -23,6 +23,7 @@ import { eventParams, eventsCte, PgEventLog, startedDraft, stepStartOf } from '.
 import { PgIndex } from './pg-index.js';
 import { PgTasks } from './pg-tasks.js';
 import { PgWorkspaces } from './pg-workspaces.js';
+import { PgSchedules } from './pg-schedules.js';
 
 export interface PgStoreOptions {
   target: PgTarget;
@@ -42,6 +43,7 @@ export class PgStore implements Store {
   readonly db: Db;
   readonly tasks: PgTasks;
   readonly workspaces: PgWorkspaces;
+  readonly schedules: PgSchedules;
   readonly target: PgTarget;
   migration: MigrateResult | undefined;
   /** The events log opened last (poked after a log batch wrote step.started events). */
@@ -57,6 +59,7 @@ export class PgStore implements Store {
     this.db = new Db(pool, options.target, options.daemonId, options.ttlMs ?? 15_000);
     this.tasks = new PgTasks(this.db, options.warn ?? (() => undefined));
     this.workspaces = new PgWorkspaces(this.db);
+    this.schedules = new PgSchedules(this.db);
     this.logFlushMs = options.logFlushMs ?? 100;
   }
 
