@@ -164,9 +164,11 @@ export async function showAction(args: Args, client: AtlasClient): Promise<void>
     const mark = i === t.current_step && t.status !== 'completed' ? '>' : ' ';
     // CPU: user + system time of the last attempt's process tree, where the OS reports it.
     const cpu = typeof last?.cpu_ms === 'number' ? duration(last.cpu_ms) : '';
-    return [`${mark}${i + 1}`, s.name, s.type, statusColor(s.status), String(s.attempts), duration(last?.duration_ms), cpu, last?.artifacts.join(', ') ?? '', s.error ? c.red(s.error) : ''];
+    // Peak resident memory of the last attempt's process tree, sampled while it ran.
+    const mem = typeof last?.peak_rss_kb === 'number' ? `${(last.peak_rss_kb / 1024).toFixed(1)} MB` : '';
+    return [`${mark}${i + 1}`, s.name, s.type, statusColor(s.status), String(s.attempts), duration(last?.duration_ms), cpu, mem, last?.artifacts.join(', ') ?? '', s.error ? c.red(s.error) : ''];
   });
-  process.stdout.write(lines.join('\n') + table(['#', 'STEP', 'TYPE', 'STATUS', 'TRIES', 'TIME', 'CPU', 'ARTIFACTS', 'ERROR'], rows) + '\n');
+  process.stdout.write(lines.join('\n') + table(['#', 'STEP', 'TYPE', 'STATUS', 'TRIES', 'TIME', 'CPU', 'MEM', 'ARTIFACTS', 'ERROR'], rows) + '\n');
   if (t.rejections?.length) {
     process.stdout.write(`\nrejections\n${t.rejections.map((r, i) => `  ${i + 1}. ${r.at} ${r.step}: ${r.reason}${r.retry_from ? c.dim(` (ran again from ${r.retry_from})`) : c.dim(' (ended the task)')}`).join('\n')}\n`);
   }

@@ -234,6 +234,7 @@ async function runStep(
     const completedAt = new Date().toISOString();
     const result = resultOf(step, index, outcome, startedAt, completedAt, output);
     if (run.cpuMs !== null) result.cpu_ms = run.cpuMs;
+    if (typeof run.peakRssKb === 'number') result.peak_rss_kb = run.peakRssKb;
     task.step_results.push(result);
     // A human step's attempt ends by asking: the record says it waits, so no reader shows it as done.
     log({ event: 'step_finished', ...result, ...(outcome.status === 'awaiting_approval' ? { awaiting_approval: true } : {}) });

@@ -16,6 +16,7 @@ import { readStatus, type AttemptFiles } from './attempt-files.js';
 import type { OutputSink, RunOptions, RunResult, StreamName } from './process.js';
 import { joinCgroup, signalName, stopTree, sleep } from './process.js';
 import { spawner, type Exit } from './spawner.js';
+import { RssSampler } from './rss-sampler.js';
 
 export interface DetachedOptions extends RunOptions {
   files: AttemptFiles;
@@ -74,7 +75,11 @@ export async function runDetached(opts: DetachedOptions): Promise<RunResult> {
   }
   const pid = proc.pid;
   const tail = new FilesTail(opts.files, opts.attach ? opts.offsets : startOffsets, opts.output);
-  const ticker = setInterval(() => void tail.poll(), TAIL_MS);
+  const rss = new RssSampler(pid);
+  const ticker = setInterval(() => {
+    void tail.poll();
+    rss.sample();
+  }, TAIL_MS);
 
   let timedOut = false;
   let canceled = false;
@@ -113,6 +118,7 @@ export async function runDetached(opts: DetachedOptions): Promise<RunResult> {
         );
       }
       if (!opts.attach) spawner.go(pid, opts.stdin);
+      rss.sample();
     }
     ended = Promise.race([waitForEnd(proc, exitFromSpawner, waitEnd.signal), new Promise<undefined>((r) => waitEnd.signal.addEventListener('abort', () => r(undefined), { once: true }))]);
     const exit = await ended;
@@ -146,7 +152,7 @@ export async function runDetached(opts: DetachedOptions): Promise<RunResult> {
       if (signal) code = null;
     }
     if (weStoppedIt && code === null && !signal) signal = 'SIGKILL';
-    return { exitCode: signal ? null : code, signal, timedOut, canceled, durationMs: performance.now() - started, cpuMs: status?.cpu_ms ?? null, process: proc };
+    return { exitCode: signal ? null : code, signal, timedOut, canceled, durationMs: performance.now() - started, cpuMs: status?.cpu_ms ?? null, peakRssKb: rss.peakKb, process: proc };
   } finally {
     clearInterval(ticker);
     if (timer) clearTimeout(timer);

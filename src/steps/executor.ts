@@ -23,6 +23,8 @@ export interface AttemptRun {
   home: string;
   /** CPU time of the attempt's commands so far (ms), where the OS reports it. */
   cpuMs: number | null;
+  /** Peak resident memory (KB) of the attempt's commands so far, where it could be sampled. */
+  peakRssKb?: number | null;
 }
 
 export interface StepContext {
@@ -110,6 +112,7 @@ export async function runCommand(ctx: StepContext, command: string, extra: { std
     detaching: run.detaching,
   });
   if (typeof r.cpuMs === 'number') run.cpuMs = (run.cpuMs ?? 0) + r.cpuMs;
+  if (typeof r.peakRssKb === 'number') run.peakRssKb = Math.max(run.peakRssKb ?? 0, r.peakRssKb);
   return r;
 }
 

@@ -60,6 +60,8 @@ export interface RunResult {
   lost?: boolean;
   /** CPU time (user + system) of the command's reaped process tree, where known. */
   cpuMs?: number | null;
+  /** Peak resident memory (KB) of the command's process tree, sampled while it ran, where known. */
+  peakRssKb?: number | null;
   /** The process as recorded before it ran (detached runs). */
   process?: StepProcess;
 }

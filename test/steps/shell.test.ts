@@ -152,3 +152,18 @@ test('shell: template env and step env reach the command; inputs override neithe
     assert.equal(fs.readFileSync(path.join(env.ws, 'env.txt'), 'utf8'), 'template from-step 3\n');
   });
 });
+
+test('shell: the peak resident memory of the step\'s process tree is recorded with the attempt', { skip: fs.existsSync('/proc/self/status') ? false : 'no /proc here' }, async () => {
+  await withEnv({}, async (env) => {
+    // A grandchild of the gate shell touches 64 MB and holds it for 3 s (the tree is sampled every 0.1 s).
+    const hold = `${JSON.stringify(process.execPath)} -e "const b=Buffer.alloc(64*1048576,1); setTimeout(()=>b.length,3000)"`;
+    writeTemplate(env, { name: 'mem', steps: [{ name: 'big', type: 'shell', run: `${hold}; true` }, { name: 'small', type: 'shell', run: 'true' }] });
+    const t = await run(env, 'mem');
+    assert.equal(t.status, 'completed', t.error ?? '');
+    const big = t.step_results[0]!.peak_rss_kb;
+    assert.equal(typeof big, 'number', JSON.stringify(t.step_results[0]));
+    assert.ok(big! >= 64 * 1024, `peak ${big} KB is below the 64 MB the step held`);
+    const small = t.step_results[1]!.peak_rss_kb;
+    assert.ok(small === undefined || small === null || small < 64 * 1024, `a bare true peaked at ${small} KB`);
+  });
+});
