@@ -1,4 +1,4 @@
-// Schedules in PostgreSQL (migration 003): a row per schedule (its record, and its cursor as a
+// Schedules in PostgreSQL (migration 004): a row per schedule (its record, and its cursor as a
 // column for the compare-and-set) and a row per fire. `claim` moves the cursor with
 // `UPDATE ... WHERE cursor = $from` in the transaction that inserts the fires: of several
 // daemons passing over the same slots at once, exactly one records them. `settle` is a

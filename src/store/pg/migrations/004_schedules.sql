@@ -1,4 +1,4 @@
--- atlas schema 3: schedules and their fires (DESIGN §13; src/store/schedules.ts has the
+-- atlas schema 4: schedules and their fires (DESIGN §13; src/store/schedules.ts has the
 -- exactly-once protocol). A pass claims slots by moving a schedule's cursor from the value it
 -- read, in the transaction that inserts the fires, so of several daemons passing at once only
 -- one records a slot; a fire's slot is unique per schedule.
