@@ -119,6 +119,11 @@ export async function runTask(task: TaskRecord, rc: RunContext): Promise<RunEnd>
         if (end !== 'next') return end === 'stopped' ? 'stopped' : 'settled';
       }
     }
+    if (!attach && step.status === 'pending' && step.next_attempt_at) {
+      // A retry's backoff holds across a restart: the attempt waits for its recorded time.
+      await sleep(Date.parse(step.next_attempt_at) - Date.now(), rc.signal);
+      if (rc.signal.aborted) return stopped(rc, checkpoint, move);
+    }
     const end = await runStep(task, index, step, rc, checkpoint, log, move, attemptDone, attach);
     if (end !== 'next') return end === 'stopped' ? 'stopped' : 'settled';
   }

@@ -341,3 +341,28 @@ test('recovery: a task awaiting approval keeps waiting across a restart', async 
     await closeEnv(env, second ? [second] : []);
   }
 });
+
+test('a retry scheduled for later waits until then after a restart (next_attempt_at), instead of running at once', async () => {
+  const env = await openEnv();
+  let second: Engine | undefined;
+  try {
+    writeTemplate(env, {
+      name: 'flaky',
+      // Fails once; the retry waits 8-16 s (backoff with jitter in the upper half).
+      steps: [{ name: 'a', type: 'shell', retries: { max: 1, backoff: '16s', max_backoff: '16s' }, run: 'date +%s%3N >> runs; [ "$ATLAS_ATTEMPT" != 1 ]' }],
+    });
+    const t = await env.engine.startTask({ template: 'flaky', workspace: env.wsName });
+    const due = await waitFor('the retry to be scheduled', () => readTaskFile(env, env.wsName, t.id).steps[0]!.next_attempt_at ?? undefined, 30_000);
+    await env.engine.shutdown(100);
+    second = await Engine.open({ home: env.home, config: env.config });
+    await second.start();
+    const done = await settle(second, t.id, 60_000);
+    assert.equal(done.status, 'completed');
+    assert.deepEqual(resultSummary(done), ['a#1:failed', 'a#2:completed']);
+    const second_started = Date.parse(done.step_results[1]!.started_at);
+    assert.ok(second_started >= Date.parse(due), `attempt 2 started at ${done.step_results[1]!.started_at}, before its backoff ended at ${due}`);
+    assert.equal(done.steps[0]!.next_attempt_at, null);
+  } finally {
+    await closeEnv(env, second ? [second] : []);
+  }
+});

@@ -1,5 +1,6 @@
 // git steps in temporary repositories: commit records files_changed and the commit sha;
-// push reaches a local bare repository; branch switches; failures lead to gh_failed.
+// push reaches a local bare repository; branch switches; a push failure leads to gh_failed,
+// a local failure (commit, not a repository) to failed with git's message.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -66,7 +67,7 @@ test('git push: pushes the current branch to a local bare repository; branch swi
   });
 });
 
-test('git: a missing remote is gh_failed unless the push is optional; a non-repository is gh_failed', async () => {
+test('git: a missing remote is gh_failed unless the push is optional; a non-repository is a plain failure', async () => {
   await withEnv({ git: true }, async (env) => {
     writeTemplate(env, {
       name: 'nopush',
@@ -84,7 +85,22 @@ test('git: a missing remote is gh_failed unless the push is optional; a non-repo
     writeTemplate(env, { name: 'norepo', steps: [{ name: 'commit', type: 'git', action: 'commit', message: 'x' }] });
     fs.writeFileSync(path.join(env.ws, 'file.txt'), 'x');
     const t = await run(env, 'norepo');
-    assert.equal(t.status, 'gh_failed');
+    assert.equal(t.status, 'failed');
     assert.match(t.step_results[0]!.error ?? '', /not a git repository/);
+  });
+});
+
+test('git: a local commit that fails is failed (not gh_failed), with what git said in the error', async () => {
+  await withEnv({ git: true }, async (env) => {
+    const hook = path.join(env.ws, '.git', 'hooks', 'pre-commit');
+    fs.mkdirSync(path.dirname(hook), { recursive: true });
+    fs.writeFileSync(hook, '#!/bin/sh\necho "pre-commit: lint found 3 problems" >&2\nexit 1\n', { mode: 0o755 });
+    writeTemplate(env, { name: 'hooked', steps: [{ name: 'commit', type: 'git', action: 'commit', message: 'x' }] });
+    fs.writeFileSync(path.join(env.ws, 'file.txt'), 'x');
+    const t = await run(env, 'hooked');
+    assert.equal(t.status, 'failed');
+    assert.equal(t.step_results[0]!.status, 'failed');
+    assert.match(t.step_results[0]!.error ?? '', /^git commit exited with code 1: pre-commit: lint found 3 problems$/);
+    assert.match(t.error ?? '', /git commit exited with code 1: pre-commit: lint found 3 problems/);
   });
 });
