@@ -5,6 +5,7 @@ import { assertTaskId } from '../store/names.js';
 import { TERMINAL_STATUSES, type TaskRecord } from '../store/records.js';
 import type { EngineCore } from './engine-core.js';
 import { killLeftover } from './reattach.js';
+import { stepEvent } from './step-states.js';
 import { RESUMABLE_FROM, transition } from './transitions.js';
 
 /** Re-runs the failed (or interrupted) step as a new attempt. */
@@ -16,12 +17,7 @@ export async function resume(engine: EngineCore, id: string): Promise<TaskRecord
       });
     }
     const step = t.steps[t.current_step];
-    if (step) {
-      step.status = 'pending';
-      step.error = null;
-      step.deadline = null;
-      step.process = null;
-    }
+    if (step) stepEvent(step, { kind: 'reset' });
     t.error = null;
     transition(t, 'pending', 'resumed by the user');
   });
@@ -33,8 +29,7 @@ export async function approve(engine: EngineCore, id: string): Promise<TaskRecor
   const task = await engine.updateIdle(id, (t) => {
     engine.requireStatus(t, 'awaiting_approval', 'approved');
     const step = t.steps[t.current_step]!;
-    step.status = 'completed';
-    step.completed_at = new Date().toISOString();
+    stepEvent(step, { kind: 'complete' });
     t.current_step++;
     transition(t, 'pending', `step ${step.name} approved`);
   });
@@ -56,9 +51,7 @@ export async function reject(engine: EngineCore, id: string, reason: string, ret
     }
     (t.rejections ??= []).push({ step: step.name, reason, retry_from: retryFrom ?? null, at: new Date().toISOString() });
     if (retryFrom === undefined) {
-      step.status = 'failed';
-      step.error = `rejected: ${reason}`;
-      step.completed_at = new Date().toISOString();
+      stepEvent(step, { kind: 'fail', error: `rejected: ${reason}` });
       transition(t, 'rejected', `rejected: ${reason}`);
       return;
     }
@@ -67,14 +60,7 @@ export async function reject(engine: EngineCore, id: string, reason: string, ret
       throw new AtlasError('invalid_input', `no step ${retryFrom} in task ${id}; its steps are ${t.steps.map((s) => s.name).join(', ')}`);
     }
     if (from > t.current_step) throw new AtlasError('invalid_input', `--retry-from must name step ${step.name} or an earlier one`);
-    for (let i = from; i <= t.current_step; i++) {
-      const s = t.steps[i]!;
-      s.status = 'pending';
-      s.completed_at = null;
-      s.error = null;
-      s.deadline = null;
-      s.process = null;
-    }
+    for (let i = from; i <= t.current_step; i++) stepEvent(t.steps[i]!, { kind: 'reset' });
     t.current_step = from;
     transition(t, 'pending', `rejected (${reason}); running again from step ${retryFrom}`);
   });

@@ -17,6 +17,7 @@ import type { Store, StoreIndex } from '../store/store.js';
 import type { IndexScan } from '../store/task-index.js';
 import { compareIds } from '../store/task-ids.js';
 import { killLeftover, reattachable } from './reattach.js';
+import { INTERRUPTED_ERROR, interruptedResult, stepEvent } from './step-states.js';
 import { transition } from './transitions.js';
 
 export interface RecoveryReport {
@@ -117,24 +118,8 @@ async function pause(ctx: RecoveryContext, id: string): Promise<void> {
     since = t.transitions.length;
     sinceResults = t.step_results.length;
     const s = t.steps[t.current_step]!;
-    t.step_results.push({
-      step_index: t.current_step,
-      step_name: s.name,
-      attempt: s.attempts,
-      status: 'interrupted',
-      started_at: s.started_at ?? t.updated_at,
-      completed_at: new Date().toISOString(),
-      duration_ms: 0,
-      exit_code: null,
-      signal: null,
-      error: 'interrupted: the daemon stopped while this attempt ran (on_interrupt: pause)',
-      artifacts: [],
-      files_changed: [],
-      output_bytes: 0,
-      output_truncated: false,
-    });
-    s.status = 'pending';
-    s.process = null;
+    t.step_results.push(interruptedResult(s, t.current_step, s.started_at ?? t.updated_at, new Date().toISOString(), `${INTERRUPTED_ERROR} (on_interrupt: pause)`));
+    stepEvent(s, { kind: 'interrupt' });
     transition(t, 'interrupted', `step ${s.name} was interrupted and has on_interrupt: pause; resume it when it is safe`);
   });
   ctx.settled(t, since, sinceResults);

@@ -18,6 +18,7 @@ import { retryPolicy } from '../config/config.js';
 import { errnoCode, isAtlasError, storageError } from '../errors.js';
 import type { StepProcess, StepResult, StepState, TaskRecord, TaskStatus } from '../store/records.js';
 import type { Store } from '../store/store.js';
+import type { LogRecord } from '../store/task-log.js';
 import { attemptFiles, ensureRunDir, filesAt, removeAttemptFiles } from '../steps/attempt-files.js';
 import type { AttemptRun, StepContext, StepOutcome } from '../steps/executor.js';
 import { sleep } from '../steps/process.js';
@@ -28,6 +29,7 @@ import { EXECUTORS } from '../steps/registry.js';
 import { parseDuration, type StepSpec } from '../templates/schema.js';
 import { inputEnvName, interpolate, lastRejectReason } from './interpolate.js';
 import { transition } from './transitions.js';
+import { interruptedResult, stepEvent } from './step-states.js';
 
 /** cancel: the user's; shutdown: the daemon drains; lease_lost: another daemon took the task (write nothing);
  *  detach: the daemon restarts and leaves running steps running, for the next one to re-attach;
@@ -38,7 +40,7 @@ export interface RunnerHooks {
   /** Called after every checkpoint with the task as written. */
   onCheckpoint(task: TaskRecord): void;
   /** Called for every log record written. */
-  onLog(task: TaskRecord, record: Record<string, unknown>): void;
+  onLog(task: TaskRecord, record: LogRecord): void;
   /** True once the engine is draining: no new step may start. */
   draining(): boolean;
   /** A shared store: lets go of the task while a durable wait waits (no lease held; any
@@ -97,7 +99,7 @@ export async function runTask(task: TaskRecord, rc: RunContext): Promise<RunEnd>
     if (rc.hooks.draining()) return 'stopped';
     const index = task.current_step;
     const step = task.steps[index]!;
-    if (step.status === 'completed' || step.status === 'skipped') {
+    if (step.status === 'completed') {
       task.current_step++;
       continue;
     }
@@ -154,11 +156,11 @@ async function stopped(rc: RunContext, checkpoint: Checkpoint, move: Move): Prom
 async function interrupted(task: TaskRecord, index: number, step: StepState, rc: RunContext, checkpoint: Checkpoint, log: Log, move: Move, attemptDone: AttemptDone): Promise<'next' | 'settled' | 'stopped'> {
   if (step.process) await killLeftover(step, rc.config.kill_grace_ms);
   attemptDone(step.process);
-  task.step_results.push(resultOf(step, index, outcomeInterrupted(), step.started_at ?? new Date().toISOString(), null));
+  const at = new Date().toISOString();
+  task.step_results.push(interruptedResult(step, index, step.started_at ?? at, at));
   log({ event: 'step_interrupted', step: step.name, step_index: index, attempt: step.attempts });
   if (((step.definition as { on_interrupt?: string }).on_interrupt ?? 'rerun') !== 'pause') return 'next';
-  step.status = 'pending';
-  step.process = null;
+  stepEvent(step, { kind: 'interrupt' });
   move('interrupted', `step ${step.name} was interrupted and has on_interrupt: pause; resume it when it is safe`);
   await checkpoint(true);
   return 'settled';
@@ -186,13 +188,7 @@ async function runStep(
     if (attach) {
       resume = resumePoint(rc.store.paths.taskLog(task.workspace, task.id), index, step.attempts);
     } else {
-      step.status = 'running';
-      step.attempts += 1;
-      step.started_at = new Date().toISOString();
-      step.completed_at = null;
-      step.error = null;
-      step.process = null;
-      step.next_attempt_at = null;
+      stepEvent(step, { kind: 'start' });
       log({ event: 'step_started', step: step.name, step_index: index, attempt: step.attempts, type: step.type });
     }
     const attempt = step.attempts;
@@ -223,7 +219,7 @@ async function runStep(
       if (stopReason === 'shutdown' && step.process?.run) removeAttemptFiles(taskDir, step.process.run);
       return 'stopped';
     }
-    if (outcome.error?.startsWith('interrupted:')) {
+    if (outcome.interrupted) {
       // Ended while no daemon ran, and left no status: as if it had been cut off.
       output.close();
       const end = await interrupted(task, index, step, rc, checkpoint, log, move, attemptDone);
@@ -245,14 +241,13 @@ async function runStep(
     log({ event: 'step_finished', ...result, ...(outcome.status === 'awaiting_approval' ? { awaiting_approval: true } : {}) });
 
     if (outcome.status === 'awaiting_approval') {
-      step.status = 'waiting';
+      stepEvent(step, { kind: 'wait' });
       move('awaiting_approval', `step ${step.name} waits for approval`);
       await checkpoint(true);
       return 'settled';
     }
     if (outcome.status === 'completed') {
-      step.status = 'completed';
-      step.completed_at = completedAt;
+      stepEvent(step, { kind: 'complete', at: completedAt });
       task.current_step = index + 1;
       if (task.current_step >= task.steps.length) {
         move('completed', 'all steps finished');
@@ -261,28 +256,22 @@ async function runStep(
       return task.current_step >= task.steps.length ? 'settled' : 'next';
     }
     if (outcome.status === 'canceled') {
-      step.status = 'failed';
-      step.error = outcome.error;
-      step.completed_at = completedAt;
+      stepEvent(step, { kind: 'fail', error: outcome.error, at: completedAt });
       move('abandoned', 'canceled by the user');
       await checkpoint(true);
       return 'settled';
     }
     // failed or timed out
-    step.error = outcome.error;
     if (attempt <= policy.max) {
       const delay = backoff(policy.backoff_ms, policy.max_backoff_ms, attempt);
-      step.status = 'pending';
-      step.deadline = null; // a retry is a fresh start, with a fresh deadline
-      step.next_attempt_at = new Date(Date.now() + delay).toISOString();
+      stepEvent(step, { kind: 'retry', error: outcome.error, next_attempt_at: new Date(Date.now() + delay).toISOString() });
       log({ event: 'step_retry', step: step.name, attempt, next_attempt: attempt + 1, delay_ms: delay, error: outcome.error });
       await checkpoint(true);
       await sleep(delay, rc.signal);
       if (rc.signal.aborted) return (await stopped(rc, checkpoint, move)) === 'stopped' ? 'stopped' : 'settled';
       continue;
     }
-    step.status = 'failed';
-    step.completed_at = completedAt;
+    stepEvent(step, { kind: 'fail', error: outcome.error, at: completedAt });
     if (spec.continue_on_error) {
       log({ event: 'step_failed_continuing', step: step.name, error: outcome.error });
       task.current_step = index + 1;
@@ -307,22 +296,9 @@ export function backoff(baseMs: number, maxMs: number, attempt: number): number 
   return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
 }
 
-function outcomeInterrupted(): StepOutcome {
-  return { status: 'failed', exit_code: null, signal: null, error: 'interrupted: the daemon stopped while this attempt ran', artifacts: [], files_changed: [] };
-}
-
 function resultOf(step: StepState, index: number, o: StepOutcome, startedAt: string, completedAt: string | null, output?: AttemptOutput): StepResult {
   const end = completedAt ?? new Date().toISOString();
-  const status: StepResult['status'] =
-    o.error?.startsWith('interrupted:') && o.status === 'failed'
-      ? 'interrupted'
-      : o.status === 'awaiting_approval'
-        ? 'completed'
-        : o.status === 'timed_out'
-          ? 'timed_out'
-          : o.status === 'canceled'
-            ? 'canceled'
-            : o.status;
+  const status: StepResult['status'] = o.status === 'awaiting_approval' ? 'completed' : o.status;
   const r: StepResult = {
     step_index: index,
     step_name: step.name,

@@ -71,6 +71,9 @@ export interface StepOutcome {
   commit?: string | null;
   /** The task status a failure leads to when it is final (default 'failed'). */
   fail_status?: TaskStatus;
+  /** The attempt was cut off, not finished: its process ended while no daemon ran and left no
+   *  exit status. The runner records it as interrupted and runs it again (or pauses the task). */
+  interrupted?: boolean;
 }
 
 export interface StepExecutor {
@@ -119,7 +122,7 @@ export async function runCommand(ctx: StepContext, command: string, extra: { std
 /** Maps a finished process to an outcome: a signal or a timeout is never a success. */
 export function processOutcome(r: RunResult, what: string, fields: Partial<StepOutcome> = {}): StepOutcome {
   const base = { exit_code: r.exitCode, signal: r.signal, ...fields };
-  if (r.lost) return outcome('failed', { ...base, error: `interrupted: ${what} ended while no daemon ran and left no exit status` });
+  if (r.lost) return outcome('failed', { ...base, interrupted: true, error: `interrupted: ${what} ended while no daemon ran and left no exit status` });
   if (r.spawnError) return outcome('failed', { ...base, error: `${what} could not start: ${r.spawnError}` });
   if (r.canceled) return outcome('canceled', { ...base, error: `${what} was canceled` });
   if (r.timedOut) return outcome('timed_out', { ...base, error: `${what} timed out` });

@@ -5,7 +5,8 @@
 // The rebuild replays the log's lifecycle records over the task as it was created
 // (`task_created` holds the whole initial record). It is conservative: a step counts as
 // finished only where the log says it finished; a step that started without a recorded end
-// is left running, so recovery runs it again.
+// is left running, so recovery runs it again. Every step change goes through the step state
+// machine (engine/step-states.ts), as the runner's did.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { AtlasError, isAtlasError, storageError } from '../errors.js';
@@ -14,6 +15,10 @@ import type { HomePaths } from './paths.js';
 import { TERMINAL_STATUSES, isTaskStatus, type StepResult, type TaskRecord } from './records.js';
 import { decodeTask, encodeTask } from './task-codec.js';
 import { readLog, type LogRecord } from './task-log.js';
+import { stepEvent } from '../engine/step-states.js';
+
+/** The log records changes that already happened: replayed without the table's check (a torn line may hide one). */
+const REPLAY = { replay: true } as const;
 
 export type RepairAction = 'none' | 'restored_backup' | 'rebuilt_from_log' | 'quarantined';
 
@@ -114,23 +119,20 @@ export function replay(records: LogRecord[], ws: string, id: string): TaskRecord
         if (to === 'pending' && from !== 'pending' && from !== 'awaiting_approval') {
           // resumed: the current step runs again
           const s = task.steps[task.current_step];
-          if (s) s.status = 'pending';
+          if (s) stepEvent(s, { kind: 'reset' }, REPLAY);
         }
         task.transitions.push({ from_status: from, to_status: to, timestamp: at, reason: String(r['reason'] ?? '') });
         task.status = to;
         if (TERMINAL_STATUSES.has(to)) task.completed_at = at;
         if (to === 'awaiting_approval') {
           const s = task.steps[task.current_step];
-          if (s) s.status = 'waiting';
+          if (s) stepEvent(s, { kind: 'wait' }, REPLAY);
         }
         break;
       }
       case 'step_started':
         if (!step) break;
-        step.status = 'running';
-        step.attempts = Number(r['attempt'] ?? step.attempts + 1);
-        step.started_at = at;
-        step.completed_at = null;
+        stepEvent(step, { kind: 'start', attempt: Number(r['attempt'] ?? step.attempts + 1), at }, REPLAY);
         task.current_step = idx;
         break;
       case 'step_finished': {
@@ -138,26 +140,27 @@ export function replay(records: LogRecord[], ws: string, id: string): TaskRecord
         const { event: _e, level: _l, time: _t, awaiting_approval: _w, ...result } = r;
         task.step_results.push(result as unknown as StepResult);
         if (r['status'] === 'completed' && step.type !== 'human') {
-          step.status = 'completed';
-          step.completed_at = at;
+          stepEvent(step, { kind: 'complete', at }, REPLAY);
           task.current_step = idx + 1;
         } else if (r['status'] !== 'completed') {
-          step.status = 'failed';
-          step.error = typeof r['error'] === 'string' ? r['error'] : null;
+          stepEvent(step, { kind: 'fail', error: typeof r['error'] === 'string' ? r['error'] : null, at }, REPLAY);
         }
         break;
       }
-      case 'step_retry':
-        if (step) step.status = 'pending';
+      case 'step_retry': {
+        if (!step) break;
+        const delay = typeof r['delay_ms'] === 'number' ? r['delay_ms'] : 0;
+        const error = typeof r['error'] === 'string' ? r['error'] : null;
+        stepEvent(step, { kind: 'retry', error, next_attempt_at: new Date(Date.parse(at) + delay).toISOString() }, REPLAY);
         break;
+      }
       case 'step_failed_continuing':
         if (step) task.current_step = idx + 1;
         break;
       case 'approved': {
         const s = task.steps[task.current_step];
         if (s) {
-          s.status = 'completed';
-          s.completed_at = at;
+          stepEvent(s, { kind: 'complete', at }, REPLAY);
           task.current_step++;
         }
         break;
@@ -165,7 +168,7 @@ export function replay(records: LogRecord[], ws: string, id: string): TaskRecord
       case 'rejected': {
         const from = typeof r['retry_from'] === 'string' ? task.steps.findIndex((s) => s.name === r['retry_from']) : -1;
         if (from >= 0) {
-          for (let i = from; i <= task.current_step && i < task.steps.length; i++) task.steps[i]!.status = 'pending';
+          for (let i = from; i <= task.current_step && i < task.steps.length; i++) stepEvent(task.steps[i]!, { kind: 'reset' }, REPLAY);
           task.current_step = from;
         }
         break;
