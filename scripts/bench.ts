@@ -16,6 +16,7 @@
 //               tasks, beyond a status call on the same connection (bench-queries.ts)
 //
 //   cli         list, show, daemon status and start as users run them, against node -e 0 (bench-cli.ts)
+//   postgres    the PostgreSQL store: the same 8 x 100 steps/s, takeover p50/p99 after kill -9 (bench-pg.ts)
 //   peers       Graphile Worker and DBOS on the same workload, when PG_URL is set (bench-peers.ts)
 //
 // The 100,000-task sizes take minutes to write: they run with --100k (or ATLAS_BENCH_100K=1).
@@ -37,6 +38,7 @@ import { printQueryFigures, queryBench, type QueryFigures } from './bench-querie
 import { lengthBench } from './bench-length.js';
 import { cliBench } from './bench-cli.js';
 import { runPeers } from './bench-peers.js';
+import { pgBench } from './bench-pg.js';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -547,6 +549,19 @@ async function main(): Promise<void> {
   for (const [name, f] of Object.entries(cli.commands)) {
     line(`  atlas ${name}`, `${f.median_ms} ms = ${f.ratio}x node -e 0`, `<= ${f.target}x`, verdict(f.met));
     targets.push({ name: `atlas ${name} <= ${f.target}x node -e 0`, ok: f.met });
+  }
+  // The PostgreSQL store on the same workload, beside the filesystem figures; takeover after kill -9.
+  const pgf = await pgBench(scratch, quick ? { kills: 3 } : {});
+  results['postgres'] = pgf;
+  if (pgf.skipped) console.log(`\nPostgreSQL store not run: ${pgf.skipped}`);
+  else {
+    const fsOf = (k: string) => (tp[k] as { steps_per_s: number }).steps_per_s;
+    console.log(`\nPostgreSQL store (${pgf.server}), 8 tasks x 100 steps at 4 in flight, beside the filesystem store`);
+    line('  no-work steps', `${pgf.wait_c4!.steps_per_s} steps/s (fs ${fsOf('wait_c4')})`);
+    line('  shell steps', `${pgf.shell_c4!.steps_per_s} steps/s (fs ${fsOf('shell_c4')})`);
+    const t = pgf.takeover!;
+    line(`  takeover after kill -9 (${t.kills} kills)`, `p50 ${t.p50_ms} ms, p99 ${t.p99_ms} ms`, '<= 2000 ms', verdict(t.p99_ms <= 2000));
+    targets.push({ name: 'PostgreSQL takeover p99 <= 2 s after kill -9', ok: t.p99_ms <= 2000 });
   }
   // The peers on the same workload (8 x 100 at 4 in flight), when PG_URL is set.
   const peers = runPeers(scratch);
