@@ -46,6 +46,11 @@ describe('HTTP listener security', () => {
     const ok = await request(`${base}/api/task.list`, { headers: bearer() });
     assert.equal(ok.status, 200, ok.text);
     assert.ok(Array.isArray(ok.json()));
+    // Schedules are read with GET too (list, get); none exist here.
+    const schedules = await request(`${base}/api/schedule.list`, { headers: bearer() });
+    assert.equal(schedules.status, 200, schedules.text);
+    assert.deepEqual(schedules.json(), []);
+    assert.equal((await request(`${base}/api/schedule.get?name=nope`, { headers: bearer() })).status, 404);
   });
 
   test('a Host that does not name the listener is refused, even with the token (DNS rebinding)', async () => {
