@@ -35,8 +35,11 @@ export function registerTemplateCommands(cli: Argv): Argv {
             const file = path.resolve(args.target!);
             const r = await client.call('template.validate', { file });
             if (args.json) printJson(r);
-            else if (r.valid) process.stdout.write(`${file}: valid template ${r.name} with ${r.steps?.length} steps (${r.steps?.map((s) => `${s.name}:${s.type}`).join(', ')})\n`);
-            else process.stderr.write(`${r.message}\n`);
+            else {
+              for (const w of r.warnings ?? []) process.stderr.write(c.errYellow(w) + '\n');
+              if (r.valid) process.stdout.write(`${file}: valid template ${r.name} with ${r.steps?.length} steps (${r.steps?.map((s) => `${s.name}:${s.type}`).join(', ')})\n`);
+              else process.stderr.write(`${r.message}\n`);
+            }
             if (!r.valid) process.exit(EXIT.USAGE);
           }
         });

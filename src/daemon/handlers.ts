@@ -158,7 +158,7 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
       }
       try {
         const t = parseTemplate(body, source);
-        return { valid: true, name: t.name, steps: t.steps.map((s) => ({ name: s.name, type: s.type })), problems: [] };
+        return { valid: true, name: t.name, steps: t.steps.map((s) => ({ name: s.name, type: s.type })), problems: [], ...(t.warnings ? { warnings: t.warnings } : {}) };
       } catch (err) {
         if (err instanceof TemplateError) return { valid: false, problems: err.problems, message: err.problems.map(formatProblem).join('\n') };
         throw err;

@@ -29,6 +29,9 @@ export class TemplateError extends AtlasError {
   }
 }
 
+/** An input reference inside a string run by a second shell: `sh -c '... {{ inputs.x }} ...'`. */
+const SECOND_SHELL = /\b(?:sh|bash|dash|zsh|ksh)\s+(?:-[a-z]*c[a-z]*)\s+(?:'[^']*|"[^"]*)\{\{\s*inputs\.([A-Za-z0-9_]+)\s*\}\}/;
+
 export function formatProblem(p: TemplateProblem): string {
   return `${p.file}:${p.line}: ${p.field ? `${p.field}: ` : ''}${p.message}`;
 }
@@ -54,13 +57,14 @@ export function parseTemplate(text: string, file: string, builtin = false): Temp
 
   const raw: unknown = doc.toJS();
   const header = templateHeaderSchema.safeParse(raw);
-  if (!header.success) {
-    for (const issue of header.error.issues) problems.push(issueProblem(file, issue, [], lineOf));
-    throw new TemplateError(problems);
-  }
+  // Every class of problem is reported at once: a bad header does not hide the steps' problems.
+  if (!header.success) for (const issue of header.error.issues) problems.push(issueProblem(file, issue, [], lineOf));
+  const top = (typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? raw : {}) as Record<string, unknown>;
+  const rawSteps: unknown[] = header.success ? header.data.steps : Array.isArray(top['steps']) ? top['steps'] : [];
+  const rawInputs = header.success ? (header.data.inputs ?? {}) : typeof top['inputs'] === 'object' && top['inputs'] !== null ? top['inputs'] : {};
   const steps: StepSpec[] = [];
   const seen = new Map<string, number>();
-  header.data.steps.forEach((rawStep, i) => {
+  rawSteps.forEach((rawStep, i) => {
     const type = typeof rawStep === 'object' && rawStep !== null ? (rawStep as Record<string, unknown>)['type'] : undefined;
     const schema = stepSchemaFor(type);
     if (!schema) {
@@ -89,9 +93,10 @@ export function parseTemplate(text: string, file: string, builtin = false): Temp
     steps.push(step);
   });
   // {{ inputs.x }} must name a declared input.
-  const declared = new Set(Object.keys(header.data.inputs ?? {}));
+  const declared = new Set(Object.keys(rawInputs));
   const refRe = /\{\{\s*inputs\.([A-Za-z0-9_]+)\s*\}\}/g;
-  header.data.steps.forEach((rawStep, i) => {
+  const warnings: string[] = [];
+  rawSteps.forEach((rawStep, i) => {
     const visit = (v: unknown, segs: PropertyKey[]): void => {
       if (typeof v === 'string') {
         for (const m of v.matchAll(refRe)) {
@@ -99,19 +104,25 @@ export function parseTemplate(text: string, file: string, builtin = false): Temp
             problems.push({ file, line: lineOf(['steps', i, ...segs]), field: fieldPath(['steps', i, ...segs]), message: `uses undeclared input '${m[1]}'` });
           }
         }
+        const inner = SECOND_SHELL.exec(v);
+        if (inner) {
+          const env = `ATLAS_INPUT_${(inner[1] ?? '').toUpperCase()}`;
+          warnings.push(formatProblem({ file, line: lineOf(['steps', i, ...segs]), field: fieldPath(['steps', i, ...segs]), message: `warning: {{ inputs.${inner[1]} }} inside a string that a second shell runs (sh -c '...') is parsed by that shell, so the input can inject commands; write "$${env}" there instead` }));
+        }
       } else if (Array.isArray(v)) v.forEach((x, j) => visit(x, [...segs, j]));
       else if (typeof v === 'object' && v !== null) for (const [k, x] of Object.entries(v)) visit(x, [...segs, k]);
     };
     visit(rawStep, []);
   });
-  if (problems.length) throw new TemplateError(problems);
-
   const base = path.basename(file).replace(/\.ya?ml$/, '');
-  if (!builtin && isValidName(base) && base !== header.data.name && !file.startsWith('<')) {
+  const name = header.success ? header.data.name : typeof top['name'] === 'string' && isValidName(top['name']) ? top['name'] : undefined;
+  if (!builtin && name !== undefined && isValidName(base) && base !== name && !file.startsWith('<')) {
     // A file's name is how users call it; a mismatch would make it unreachable by its own name.
-    throw new TemplateError([{ file, line: lineOf(['name']), field: 'name', message: `is ${JSON.stringify(header.data.name)} but the file is named ${base}.yaml; make them match` }]);
+    problems.push({ file, line: lineOf(['name']), field: 'name', message: `is ${JSON.stringify(name)} but the file is named ${base}.yaml; make them match` });
   }
+  if (problems.length || !header.success) throw new TemplateError(problems);
   return {
+    ...(warnings.length ? { warnings } : {}),
     name: header.data.name,
     description: header.data.description ?? '',
     inputs: header.data.inputs ?? {},

@@ -136,4 +136,6 @@ export interface Template {
   /** Where it came from: a file path, or 'builtin:<name>'. */
   source: string;
   builtin: boolean;
+  /** Allowed but probably wrong (`file:line: field: warning: ...`), shown by `template validate`. */
+  warnings?: string[];
 }

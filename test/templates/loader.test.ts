@@ -144,6 +144,41 @@ test('templates: YAML errors, missing fields, bad names and type-specific rules 
   );
 });
 
+test('templates: every class of problem at once: header, steps, undeclared inputs and the file name', () => {
+  const root = tempRoot('atlas-tpl-test-');
+  try {
+    const file = path.join(root, 'other.yaml');
+    const text = lines('name: mine', 'colour: blue', 'steps:', '  - name: a', '    type: nope', '  - name: b', '    type: shell', '    run: echo {{ inputs.missing }}', '  - name: c', '    type: shell', '    run: x', '    timeout: soon');
+    const { problems } = problemsOf(text, file);
+    assert.deepEqual(
+      problems.map((p) => [p.line, p.field]),
+      [
+        [2, 'colour'],
+        [5, 'steps[0].type'],
+        [12, 'steps[2].timeout'],
+        [8, 'steps[1].run'],
+        [1, 'name'],
+      ],
+    );
+    // A bad header name: the steps are still checked.
+    const badName = problemsOf(lines('name: Not A Name', 'steps:', '  - name: a', '    type: nope'));
+    assert.deepEqual(badName.problems.map((p) => p.field), ['name', 'steps[0].type']);
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("templates: {{ inputs.x }} inside sh -c '...' is accepted with a warning that names the safe form", () => {
+  const t = parseTemplate(
+    lines('name: warn', 'inputs:', '  x: {}', 'steps:', '  - name: a', '    type: shell', "    run: sh -c 'echo {{ inputs.x }}'", '  - name: b', '    type: shell', '    run: echo {{ inputs.x }}'),
+    '/tmp/tpl/warn.yaml',
+  );
+  assert.equal(t.warnings?.length, 1, JSON.stringify(t.warnings));
+  assert.match(t.warnings![0]!, /^\/tmp\/tpl\/warn\.yaml:7: steps\[0\]\.run: warning: \{\{ inputs\.x \}\} inside a string that a second shell runs .*write "\$ATLAS_INPUT_X" there instead$/);
+  const quiet = parseTemplate(lines('name: ok', 'inputs:', '  x: {}', 'steps:', '  - name: a', '    type: shell', '    run: sh -c \'echo "$ATLAS_INPUT_X"\''), '/tmp/tpl/ok.yaml');
+  assert.equal(quiet.warnings, undefined);
+});
+
 test('templates: the file name must match the template name', async () => {
   const root = tempRoot('atlas-tpl-test-');
   try {
