@@ -27,7 +27,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     values: { workspace: 'workspace', w: 'workspace', after: 'task' },
   },
   list: {
-    options: ['workspace', 'w', 'status', 'active', 'template', 't', 'label', 'l', 'since', 'until', 'text', 'limit', 'n', 'all', 'cursor', 'with-total'],
+    options: ['workspace', 'w', 'status', 'active', 'template', 't', 'label', 'l', 'since', 'until', 'text', 'limit', 'n', 'all', 'cursor', 'with-total', 'archived'],
     args: [],
     values: { workspace: 'workspace', w: 'workspace', template: 'template', t: 'template', status: TASK_STATUS_WORDS },
   },
@@ -56,4 +56,6 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   completion: { options: [], args: [['bash', 'zsh', 'fish']] },
   backup: { options: ['verify'], args: ['file'] },
   restore: { options: ['force'], args: ['file'] },
+  prune: { options: ['older-than', 'status', 'workspace', 'w', 'dry-run', 'delete', 'force'], args: [], values: { workspace: 'workspace', w: 'workspace', status: TASK_STATUS_WORDS.filter((w) => !['pending', 'running', 'awaiting_approval'].includes(w)) } },
+  unarchive: { options: [], args: ['none'] },
 };

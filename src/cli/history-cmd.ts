@@ -1,5 +1,5 @@
 // Keeping history (DESIGN §14): `atlas backup [FILE]`, `atlas backup --verify FILE`,
-// `atlas restore FILE [--force]`.
+// `atlas restore FILE [--force]`, `atlas prune [...]`, `atlas unarchive ID`.
 //
 // backup: the daemon makes the snapshot and streams it; this process writes FILE (a temp file,
 // fsync, then published under its name only if every byte arrived and the SHA-256 matches).
@@ -12,7 +12,9 @@ import { AtlasError } from '../errors.js';
 import type { Notification } from '../protocol/methods.js';
 import { restoreBackup, stamp, verifyBackup } from '../store/backup.js';
 import { withClient, homeOf, type GlobalArgs } from './connect.js';
-import { EXIT, fail, info, printJson } from './output.js';
+import { PRUNABLE_STATUSES } from '../config/retention-config.js';
+import type { TaskStatus } from '../store/records.js';
+import { EXIT, c, fail, info, printJson } from './output.js';
 
 type Args = GlobalArgs & { file?: string; verify?: boolean; force?: boolean };
 
@@ -30,6 +32,56 @@ export function registerHistoryCommands(cli: Argv): Argv {
         try {
           if (args.verify) await verify(args);
           else await backup(args);
+        } catch (err) {
+          fail(err);
+        }
+      },
+    )
+    .command(
+      'prune',
+      'move finished tasks past their age into compressed archives (show, logs and artifacts still read them); --delete removes them instead',
+      (y) =>
+        y
+          .option('older-than', { type: 'string', default: '30d', describe: 'tasks whose last change is older than this (30d, 12h, 90m)' })
+          .option('status', { type: 'string', array: true, choices: PRUNABLE_STATUSES as unknown as string[], describe: 'only these statuses (default: completed, rejected, abandoned)' })
+          .option('workspace', { alias: 'w', type: 'string', describe: 'only this workspace' })
+          .option('dry-run', { type: 'boolean', describe: 'list what would be pruned, change nothing' })
+          .option('delete', { type: 'boolean', describe: 'delete instead of archiving (a purge: the guard refuses a burst without --force)' })
+          .option('force', { type: 'boolean', describe: 'past the guard against mass deletion' }),
+      async (a) => {
+        const args = a as unknown as Args & { olderThan: string; status?: string[]; workspace?: string; dryRun?: boolean; delete?: boolean };
+        try {
+          const r = await withClient(args, (client) =>
+            client.call('task.prune', {
+              older_than: args.olderThan,
+              ...(args.status?.length ? { status: args.status as TaskStatus[] } : {}),
+              ...(args.workspace ? { workspace: args.workspace } : {}),
+              dry_run: args.dryRun === true,
+              delete: args.delete === true,
+              force: args.force === true,
+            }),
+          );
+          if (args.json) return printJson(r);
+          const ids = r.action === 'delete' ? r.deleted : r.archived;
+          const verb = r.dry_run ? (r.action === 'delete' ? 'would delete' : 'would archive') : r.action === 'delete' ? 'deleted' : 'archived';
+          for (const id of ids) process.stdout.write(`${id}\n`);
+          for (const s of r.skipped) info(c.errDim(`atlas: skipped ${s.id}: ${s.reason}`));
+          info(`atlas: ${verb} ${ids.length} task(s)${r.action === 'archive' && !r.dry_run ? ` (${(r.archive_bytes / 1024 / 1024).toFixed(1)} MiB of archives)` : ''}${r.skipped.length ? `, skipped ${r.skipped.length}` : ''}`);
+        } catch (err) {
+          fail(err);
+        }
+      },
+    )
+    .command(
+      'unarchive <id>',
+      'bring an archived task back among the live ones',
+      (y) => y.positional('id', { type: 'string', demandOption: true }),
+      async (a) => {
+        const args = a as unknown as Args & { id: string };
+        try {
+          const t = await withClient(args, (client) => client.call('task.unarchive', { id: args.id }));
+          if (args.json) return printJson(t);
+          info(`atlas: task ${t.id} is live again (${t.status}, workspace ${t.workspace})`);
         } catch (err) {
           fail(err);
         }

@@ -112,6 +112,7 @@ export async function listAction(args: Args, client: AtlasClient): Promise<void>
     ...(args['text'] !== undefined ? { text: String(args['text']) } : {}),
     ...(args['cursor'] !== undefined ? { cursor: String(args['cursor']) } : {}),
     ...(args['all'] ? {} : { limit: Number(args['limit']) }),
+    ...(args['archived'] ? { archived: true } : {}),
   });
   const list = page.tasks;
   // No task, and no such workspace (a removed one whose history was kept still lists): say so.
@@ -141,8 +142,9 @@ export async function listAction(args: Args, client: AtlasClient): Promise<void>
 
 /** atlas show: a task, its steps and attempts. */
 export async function showAction(args: Args, client: AtlasClient): Promise<void> {
-  const t = await client.call('task.get', { id: String(args['id']) });
+  const { archived_at, ...t } = await client.call('task.get', { id: String(args['id']) });
   for (const w of t.warnings ?? []) warn(w);
+  if (archived_at) info(c.errDim(`atlas: task ${t.id} is archived (since ${archived_at}); 'atlas unarchive ${t.id}' brings it back`));
   if (args.json) return printJson(t);
   const lines = [
     `${c.bold(t.id)}  ${statusColor(t.status)}`,

@@ -49,6 +49,7 @@ export function registerTaskCommands(cli: Argv): Argv {
           .option('all', { type: 'boolean', describe: 'every matching task, no limit' })
           .option('cursor', { type: 'string', describe: 'the next page: the cursor the previous page printed' })
           .option('with-total', { type: 'boolean', describe: 'with --json: print {tasks, total, next_cursor}' })
+          .option('archived', { type: 'boolean', describe: 'list archived tasks (atlas prune) instead of live ones' })
           .example('$0 list --status failed --since 7d --text timeout', "last week's failures that mention a timeout")
           .example('$0 list -l team=infra --all --json', 'every task labelled team=infra, as JSON'),
       action(listAction),

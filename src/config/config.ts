@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { AtlasError, errnoCode, storageError } from '../errors.js';
 import { parseWebhooks, webhookSchema, type WebhookEndpoint } from '../webhooks/webhook-config.js';
 import { durationSchema, parseDuration, retriesSchema } from '../templates/schema.js';
+import { parseRetention, retentionSchema, type RetentionConfig } from './retention-config.js';
 
 const configSchema = z
   .object({
@@ -28,6 +29,7 @@ const configSchema = z
     cluster_max_concurrent_tasks: z.number().int().min(1).max(1_000_000).optional(),
     workspaces: z.array(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'expected workspace names')).optional(),
     webhooks: z.array(webhookSchema).max(100).optional(),
+    retention: retentionSchema.optional(),
   })
   .strict();
 
@@ -61,6 +63,8 @@ export interface Config {
   workspaces: Record<string, string | null>;
   /** Webhook endpoints (DESIGN §10). */
   webhooks: WebhookEndpoint[];
+  /** What the daemon prunes by itself, daily (DESIGN §14); null: nothing. */
+  retention: RetentionConfig | null;
 }
 
 export interface HttpConfig {
@@ -84,6 +88,7 @@ export const DEFAULT_CONFIG: Config = {
   cluster_max_concurrent_tasks: null,
   workspaces: {},
   webhooks: [],
+  retention: null,
 };
 
 export function retryPolicy(spec: { max: number; backoff?: string | number | undefined; max_backoff?: string | number | undefined } | undefined, fallback: RetryPolicy): RetryPolicy {
@@ -138,6 +143,7 @@ export function parseConfig(text: string, file: string): Config {
     cluster_max_concurrent_tasks: c.cluster_max_concurrent_tasks ?? null,
     workspaces: Object.fromEntries((c.workspaces ?? []).map((n) => [n, null])),
     webhooks: parseWebhooks(c.webhooks ?? [], file),
+    retention: c.retention ? parseRetention(c.retention) : null,
   };
 }
 

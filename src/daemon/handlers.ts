@@ -23,7 +23,7 @@ import type { Handlers } from './rpc-server.js';
 import { runningTasks } from './running-tasks.js';
 import { clearQuarantine } from '../engine/quarantine.js';
 import { listEvents, subscribeEvents } from './event-stream.js';
-import { historyHandlers } from './history-handlers.js';
+import { History, historyHandlers, withArchive } from './history-handlers.js';
 import type { Schedules } from '../engine/schedules.js';
 import { scheduleHandlers } from './schedule-handlers.js';
 
@@ -54,7 +54,8 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
     const t = await engine.getTask(assertTaskId(id));
     return t;
   };
-  return {
+  const history = new History(engine);
+  return withArchive(history, {
     'daemon.ping': async () => ({ version: VERSION, pid: process.pid }),
     'daemon.status': async () => {
       const byStatus = engine.taskCounts();
@@ -180,9 +181,9 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
       if (q.task_id !== undefined) assertTaskId(q.task_id);
       return listEvents(engine.events, q);
     },
-    ...historyHandlers(engine),
+    ...historyHandlers(engine, history),
     ...scheduleHandlers(info.schedules),
-  };
+  });
 }
 
 /** A query with --since/--until read as instants (ISO 8601 UTC), durations counted back from now. */

@@ -20,6 +20,13 @@ export async function deleteTask(engine: EngineCore, id: string, options: { forc
   engine.log?.info({ deleted: 'task', task: id, workspace: task.workspace, force: options.force ?? false }, `deleted task ${id} (workspace ${task.workspace})`);
 }
 
+/** Deletes a settled task its caller already counted against the guard (a prune --delete is one purge); logged. */
+export async function deleteAdmitted(engine: EngineCore, id: string, by: string): Promise<void> {
+  const task = await engine.getTask(id);
+  await deleteSettled(engine, task);
+  engine.log?.info({ deleted: 'task', task: id, workspace: task.workspace, by }, `deleted task ${id} (workspace ${task.workspace}) by ${by}`);
+}
+
 /** Counts a purge (a workspace's history, the quarantine) against the destruction guard; runs it and logs it. */
 export async function destroy<T>(engine: EngineCore, what: string, force: boolean, run: () => Promise<T>): Promise<T> {
   const giveBack = engine.guard.admit(what, force);

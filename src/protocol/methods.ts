@@ -24,6 +24,7 @@ import type { TemplateInfo, TemplateProblem } from '../templates/loader.js';
 import type { Template } from '../templates/schema.js';
 import type { DaemonRow } from '../store/pg/cluster-sql.js';
 import type { BackupResult } from '../daemon/backup-handler.js';
+import type { PruneResult } from '../engine/prune.js';
 
 /** A phantom marker carrying a method's result type (it holds no value at run time). */
 export interface Returns<R> {
@@ -136,6 +137,8 @@ const taskQuery = z
     until: z.string().min(1).max(100).optional(),
     text: z.string().min(1).max(1000).optional(),
     cursor: z.string().min(1).max(400).optional(),
+    /** List archived tasks instead of live ones (DESIGN §14). */
+    archived: z.boolean().optional(),
   })
   .strict();
 
@@ -165,7 +168,7 @@ export const METHODS = {
     result: returns<TaskRecord>(),
   },
   /** `warnings`: set when task.json was unreadable and had to be repaired (or read from its backup). */
-  'task.get': { params: taskId, result: returns<TaskRecord & { warnings?: string[] }>() },
+  'task.get': { params: taskId, result: returns<TaskRecord & { warnings?: string[]; archived_at?: string }>() },
   /** A batch file (DESIGN §13): every task created, or none. `file` is read by the daemon. */
   'task.batch': {
     params: z
@@ -258,6 +261,22 @@ export const METHODS = {
   'http.login': { params: z.object({ listen: z.string().min(1).max(300).optional() }).strict(), result: returns<LoginResult>() },
   /** A snapshot of the home (DESIGN §14), streamed as backup.chunk notifications; the result comes last. */
   'backup.create': { params: none, result: returns<BackupResult>() },
+  /** Archives (or with delete removes) finished tasks past their age (DESIGN §14). */
+  'task.prune': {
+    params: z
+      .object({
+        older_than: z.string().min(1).max(100).optional(),
+        status: z.array(status).max(20).optional(),
+        workspace: name.optional(),
+        dry_run: z.boolean().optional(),
+        delete: z.boolean().optional(),
+        force: z.boolean().optional(),
+      })
+      .strict(),
+    result: returns<PruneResult>(),
+  },
+  /** Brings an archived task back among the live ones. */
+  'task.unarchive': { params: taskId, result: returns<TaskRecord>() },
 } as const satisfies Record<string, MethodSpec>;
 
 export type Method = keyof typeof METHODS;

@@ -35,7 +35,7 @@ import { readTgz, TgzWriter, type Manifest } from './tgz.js';
 export const BACKUP_FORMAT = 'atlas-backup';
 
 /** Top-level directories copied whole (after the tasks, except events, which go first). */
-const WHOLE_DIRS = ['templates', 'webhooks', 'quarantine', 'memory', 'archive'];
+const WHOLE_DIRS = ['templates', 'webhooks', 'schedules', 'quarantine', 'memory', 'archive'];
 /** Top-level files copied when present. */
 const TOP_FILES = ['config.yaml'];
 

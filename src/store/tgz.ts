@@ -94,6 +94,7 @@ function explain(err: unknown): string {
 export interface TgzEntry {
   name: string;
   mode: number;
+  mtime: Date | undefined;
   data: Buffer;
 }
 
@@ -135,7 +136,7 @@ export async function readTgz(source: Readable, what: string, format: string, on
       }
       if (seen.has(name)) throw damaged(what, `${name} appears twice`);
       seen.set(name, { size: data.length, sha256: sha256(data) });
-      await onEntry({ name, mode: entry.header.mode ?? 0o600, data });
+      await onEntry({ name, mode: entry.header.mode ?? 0o600, mtime: entry.header.mtime, data });
     }
   } catch (err) {
     if (err instanceof AtlasError) throw err;

@@ -1,0 +1,135 @@
+// `atlas prune` and `retention:` (DESIGN §14): finished tasks past their age are moved into
+// per-task archives (store/archive.ts), or with --delete removed. Never a task that runs or
+// waits: only the statuses in PRUNABLE_STATUSES are taken, a task a runner holds is skipped,
+// and each task is archived under its lock, re-read there, so an approve, a resume or a
+// delete racing the prune either happens first (and the task is skipped if it moved) or
+// waits for the move. A --delete prune is one purge for the destruction guard (refused past
+// the limit without --force); every task it deletes is an event and a daemon.log line.
+import { AtlasError, isAtlasError } from '../errors.js';
+import { DEFAULT_PRUNE_STATUSES, PRUNABLE_STATUSES } from '../config/retention-config.js';
+import type { TaskArchive } from '../store/archive.js';
+import type { TaskStatus, TaskSummary } from '../store/records.js';
+import { lockTaskDir } from '../store/task-lock.js';
+import { decodeTask } from '../store/task-codec.js';
+import fsp from 'node:fs/promises';
+import { deleteAdmitted } from './deletion.js';
+import type { Engine } from './engine.js';
+
+export interface PruneOptions {
+  older_than_ms: number;
+  statuses?: TaskStatus[];
+  workspace?: string;
+  dry_run?: boolean;
+  delete?: boolean;
+  force?: boolean;
+}
+
+export interface PruneResult {
+  dry_run: boolean;
+  action: 'archive' | 'delete';
+  /** Tasks archived (or, dry run, that would be). */
+  archived: string[];
+  deleted: string[];
+  skipped: Array<{ id: string; reason: string }>;
+  /** Bytes of the archives written. */
+  archive_bytes: number;
+  events_segments_removed: number;
+  duration_ms: number;
+}
+
+function ageOf(t: TaskSummary): number {
+  return Date.parse(t.completed_at ?? t.updated_at);
+}
+
+/** The tasks a prune would take, oldest first. */
+export function pruneCandidates(engine: Engine, o: PruneOptions, now = Date.now()): TaskSummary[] {
+  const statuses = new Set(o.statuses?.length ? o.statuses : DEFAULT_PRUNE_STATUSES);
+  for (const s of statuses) {
+    if (!(PRUNABLE_STATUSES as readonly string[]).includes(s)) {
+      throw new AtlasError('invalid_input', `a ${s} task is never pruned (it runs or waits); --status takes ${PRUNABLE_STATUSES.join(', ')}`, { details: { status: s } });
+    }
+  }
+  const cutoff = now - o.older_than_ms;
+  return engine.index
+    .list(o.workspace !== undefined ? { workspace: o.workspace } : {})
+    .filter((t) => statuses.has(t.status) && ageOf(t) <= cutoff)
+    .sort((a, b) => ageOf(a) - ageOf(b));
+}
+
+export async function prune(engine: Engine, archive: TaskArchive | undefined, o: PruneOptions): Promise<PruneResult> {
+  const started = performance.now();
+  const del = o.delete === true;
+  if (!del && !archive) {
+    throw new AtlasError('not_allowed', 'archiving needs the filesystem store; with the PostgreSQL store use prune --delete (or keep the tasks)', { details: { store: engine.store.kind } });
+  }
+  const candidates = pruneCandidates(engine, o);
+  const result: PruneResult = { dry_run: o.dry_run === true, action: del ? 'delete' : 'archive', archived: [], deleted: [], skipped: [], archive_bytes: 0, events_segments_removed: 0, duration_ms: 0 };
+  if (o.dry_run) {
+    for (const t of candidates) (del ? result.deleted : result.archived).push(t.id);
+    result.duration_ms = Math.round(performance.now() - started);
+    return result;
+  }
+  const giveBack = del && candidates.length > 0 ? engine.guard.admit(`${candidates.length} task(s) by prune --delete`, o.force === true) : undefined;
+  const statuses = new Set(candidates.map((t) => t.status));
+  for (const t of candidates) {
+    if (engine.lifecycle !== 'running') break;
+    if (engine.activeTaskIds.includes(t.id)) {
+      result.skipped.push({ id: t.id, reason: 'a runner holds it' });
+      continue;
+    }
+    try {
+      if (del) {
+        await deleteAdmitted(engine, t.id, 'prune --delete');
+        result.deleted.push(t.id);
+      } else {
+        const bytes = await archiveOne(engine, archive!, t, statuses);
+        if (bytes === undefined) result.skipped.push({ id: t.id, reason: 'it changed meanwhile' });
+        else {
+          result.archived.push(t.id);
+          result.archive_bytes += bytes;
+        }
+      }
+    } catch (err) {
+      if (isAtlasError(err, 'not_found')) continue; // deleted meanwhile
+      const reason = isAtlasError(err, 'locked') ? 'another process holds its lock' : (err as Error).message;
+      result.skipped.push({ id: t.id, reason });
+      engine.log?.warn({ task: t.id, err: (err as Error).message }, `prune skipped task ${t.id}: ${reason}`);
+    }
+  }
+  if (del && result.deleted.length === 0) giveBack?.();
+  result.duration_ms = Math.round(performance.now() - started);
+  engine.log?.info({ prune: { ...result, archived: result.archived.length, deleted: result.deleted.length } }, `prune: ${result.archived.length} archived, ${result.deleted.length} deleted, ${result.skipped.length} skipped`);
+  return result;
+}
+
+/** Archives one task under its lock; undefined when it is no longer what was selected. */
+async function archiveOne(engine: Engine, archive: TaskArchive, t: TaskSummary, statuses: Set<TaskStatus>): Promise<number | undefined> {
+  const paths = engine.store.paths;
+  const lock = await lockTaskDir(paths.taskDir(t.workspace, t.id), { waitMs: 2_000 });
+  try {
+    if (engine.activeTaskIds.includes(t.id)) return undefined;
+    const task = decodeTask(await fsp.readFile(paths.taskFile(t.workspace, t.id), 'utf8'), paths.taskFile(t.workspace, t.id));
+    if (!statuses.has(task.status)) return undefined;
+    engine.store.closeLog(t.workspace, t.id);
+    const bytes = await archive.archive(task);
+    engine.index.remove(t.id, t.workspace);
+    engine.emit('archived', t.id);
+    return bytes;
+  } finally {
+    await lock.release().catch(() => undefined);
+  }
+}
+
+/** Removes whole events-log segments whose events are all older than `olderThanMs`. */
+export async function pruneEvents(engine: Engine, olderThanMs: number): Promise<number> {
+  const cutoff = new Date(Date.now() - olderThanMs).toISOString();
+  const store = engine.events.store;
+  let since = 0;
+  for (;;) {
+    const page = await store.read(since, 5000);
+    if (page.length === 0) return 0;
+    const firstNew = page.find((e) => e.at >= cutoff);
+    if (firstNew) return firstNew.seq > 1 ? store.pruneBefore(firstNew.seq) : 0;
+    since = page[page.length - 1]!.seq;
+  }
+}
