@@ -14,7 +14,7 @@ import { TaskArchive, type ArchivedTask } from '../store/archive.js';
 import { assertName, assertTaskId } from '../store/names.js';
 import type { LogRecord } from '../store/task-log.js';
 import { runQuery, type QueryPage, type TaskQuery } from '../store/task-query.js';
-import { idSortKey } from '../store/task-store.js';
+import { idSortKey } from '../store/task-ids.js';
 import { parseDuration } from '../templates/schema.js';
 import { createBackup } from './backup-handler.js';
 import type { Handlers } from './rpc-server.js';
