@@ -30,6 +30,7 @@ const configSchema = z
     workspaces: z.array(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'expected workspace names')).optional(),
     webhooks: z.array(webhookSchema).max(100).optional(),
     retention: retentionSchema.optional(),
+    daemon_log: z.object({ max_size: z.union([z.number().int().min(4096), z.string()]).optional(), keep: z.number().int().min(1).max(100).optional() }).strict().optional(),
   })
   .strict();
 
@@ -65,6 +66,8 @@ export interface Config {
   webhooks: WebhookEndpoint[];
   /** What the daemon prunes by itself, daily (DESIGN §14); null: nothing. */
   retention: RetentionConfig | null;
+  /** logs/daemon.log rotates past max_bytes, keeping `keep` compressed generations. */
+  daemon_log: { max_bytes: number; keep: number };
 }
 
 export interface HttpConfig {
@@ -89,6 +92,7 @@ export const DEFAULT_CONFIG: Config = {
   workspaces: {},
   webhooks: [],
   retention: null,
+  daemon_log: { max_bytes: 10 * 1024 * 1024, keep: 5 },
 };
 
 export function retryPolicy(spec: { max: number; backoff?: string | number | undefined; max_backoff?: string | number | undefined } | undefined, fallback: RetryPolicy): RetryPolicy {
@@ -144,7 +148,14 @@ export function parseConfig(text: string, file: string): Config {
     workspaces: Object.fromEntries((c.workspaces ?? []).map((n) => [n, null])),
     webhooks: parseWebhooks(c.webhooks ?? [], file),
     retention: c.retention ? parseRetention(c.retention) : null,
+    daemon_log: daemonLog(c.daemon_log, file),
   };
+}
+
+function daemonLog(d: { max_size?: number | string | undefined; keep?: number | undefined } | undefined, file: string): Config['daemon_log'] {
+  const max = d?.max_size !== undefined ? parseSize(d.max_size) : DEFAULT_CONFIG.daemon_log.max_bytes;
+  if (max === undefined || max < 4096) throw new AtlasError('config_invalid', `${file}: daemon_log.max_size: expected a size of at least 4kb such as '10mb'`);
+  return { max_bytes: max, keep: d?.keep ?? DEFAULT_CONFIG.daemon_log.keep };
 }
 
 /**

@@ -18,7 +18,7 @@ import { assertTrustedSocketDir } from '../protocol/socket-trust.js';
 import { DIR_MODE, ensureDir } from '../store/atomic.js';
 import { HomePaths } from '../store/paths.js';
 import { acquireHomeLock, type HomeLock } from './home-lock.js';
-import { SafeLogDestination } from './log-destination.js';
+import { RotatingLogDestination } from './log-rotation.js';
 import { processStartTicks } from '../util/proc.js';
 import { VERSION } from '../version.js';
 import { makeHandlers } from './handlers.js';
@@ -69,13 +69,17 @@ export class Daemon {
   private resolveStopped!: () => void;
   readonly stopped = new Promise<void>((r) => (this.resolveStopped = r));
 
+  /** logs/daemon.log, rotated by size (daemon_log in config.yaml). */
+  private readonly logFile: RotatingLogDestination;
+
   constructor(options: DaemonOptions) {
     this.paths = new HomePaths(options.home);
     this.socketPath = socketPathFor(this.paths.root);
     this.graceMs = options.graceMs ?? 10_000;
     fs.mkdirSync(this.paths.logsDir, { recursive: true, mode: DIR_MODE });
     // Neither destination may throw: a log call inside an error path must not become an error.
-    const dest = new SafeLogDestination(this.paths.daemonLog);
+    const dest = new RotatingLogDestination(this.paths.daemonLog);
+    this.logFile = dest;
     if (options.logToStderr) process.stderr.on('error', () => undefined);
     this.log = options.logToStderr
       ? pino({ base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, pino.multistream([{ stream: dest }, { stream: process.stderr }]))
@@ -100,6 +104,7 @@ export class Daemon {
       this.engine = await Engine.open({ home: this.paths.root, logger: this.log });
       // config.yaml's log_level applies from here on (reload applies later changes).
       this.log.level = this.engine.config.log_level;
+      this.logFile.configure({ max_bytes: this.engine.config.daemon_log.max_bytes, keep: this.engine.config.daemon_log.keep });
       marks['engine_open'] = Math.round(performance.now());
       // The HTTP listener (if configured) comes up before recovery, so /readyz can say "not yet".
       this.http = new HttpControl(this.engine, this.paths.root, this.log, () => this.state === 'running');

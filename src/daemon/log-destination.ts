@@ -7,12 +7,12 @@
 import fs from 'node:fs';
 
 export class SafeLogDestination {
-  private fd: number | undefined;
+  protected fd: number | undefined;
   private dropped = 0;
   private firstError: string | undefined;
 
   constructor(
-    private readonly file: string,
+    protected readonly file: string,
     private readonly mode = 0o600,
   ) {
     this.open();
@@ -40,10 +40,14 @@ export class SafeLogDestination {
     if (!this.writeAll(line)) this.dropped++;
   }
 
+  /** Called with the bytes of each line written (rotation counts them). */
+  protected written(_bytes: number): void {}
+
   private writeAll(text: string): boolean {
     const buf = Buffer.from(text, 'utf8');
     try {
       for (let off = 0; off < buf.length; ) off += fs.writeSync(this.fd!, buf, off, buf.length - off);
+      this.written(buf.length);
       return true;
     } catch (err) {
       this.firstError ??= (err as NodeJS.ErrnoException).code ?? (err as Error).message;
@@ -63,7 +67,7 @@ export class SafeLogDestination {
     if (err !== undefined) this.firstError ??= (err as NodeJS.ErrnoException).code ?? String(err);
   }
 
-  private open(): boolean {
+  protected open(): boolean {
     try {
       this.fd = fs.openSync(this.file, 'a', this.mode);
       return true;

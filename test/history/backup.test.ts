@@ -67,10 +67,10 @@ describe('backup and restore', () => {
     const cut = path.join(h1.root, 'cut.tar.gz');
     fs.writeFileSync(cut, bytes.subarray(0, Math.floor(bytes.length * 0.7)));
     for (const [f, why] of [[bad, /damaged: .*(corrupt|checksum|tar)/], [cut, /damaged: .*truncated/]] as const) {
-      const v = expectExit(await h1.cli(['backup', '--verify', f]), 1);
+      const v = expectExit(await h1.cli(['backup', '--verify', f]), 7);
       assert.match(v.stderr, why);
       const target = path.join(h1.root, `restored-${path.basename(f)}`);
-      const r = expectExit(await runCli(target, ['restore', f]), 1);
+      const r = expectExit(await runCli(target, ['restore', f]), 7);
       assert.match(r.stderr, why);
       assert.equal(fs.existsSync(target), false, 'a refused restore made the home');
     }
