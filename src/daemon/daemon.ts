@@ -115,7 +115,7 @@ export class Daemon {
       this.schedules = new Schedules(this.engine, this.log);
       await this.schedules.start();
       marks['recovered'] = Math.round(performance.now());
-      this.engine.on('task_error', (id: string, err: Error) => this.log.warn({ task: id }, `task ${id}: ${err.message}`));
+      this.engine.on('task_error', (id, err) => this.log.warn({ task: id }, `task ${id}: ${err instanceof Error ? err.message : String(err)}`));
       const http = this.http;
       const handlers = makeHandlers(this.engine, {
         home: this.paths.root,

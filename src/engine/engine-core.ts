@@ -34,7 +34,19 @@ export interface Active {
 /** Statuses in which a task waits for nothing but a slot or its own step. */
 export const MOVING: ReadonlySet<TaskStatus> = new Set(['pending', 'running']);
 
-export class EngineCore extends EventEmitter {
+/** What the engine announces, and with what (listeners need no casts). */
+export interface EngineEvents {
+  /** A task as just written: created, checkpointed by its runner, or changed by an action. */
+  task: [task: TaskRecord];
+  /** A task.log record as its runner writes it; also a transient `engine_error` for followers. */
+  log: [id: string, record: LogRecord];
+  /** A run stopped on an error outside its steps (see task-runs.ts). */
+  task_error: [id: string, err: unknown];
+  /** A task was deleted (or purged with its workspace). */
+  deleted: [id: string];
+}
+
+export class EngineCore extends EventEmitter<EngineEvents> {
   readonly store: Store;
   readonly templates: TemplateRegistry;
   config: Config;
