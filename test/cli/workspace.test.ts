@@ -182,4 +182,19 @@ describe('atlas workspace', () => {
     assert.deepEqual(list.map((w) => w.name).sort(), ['fix-42', 'plain2']);
     await h.stopDaemon();
   });
+
+  test('each action is its own command: its help shows only its options; a missing name is a usage error', async () => {
+    const create = (await h.ok(['workspace', 'create', '--help'])).stdout;
+    for (const opt of ['--path', '--repo', '--branch']) assert.ok(create.includes(opt), `create --help lists ${opt}`);
+    assert.ok(!create.includes('--purge'), 'create --help does not list remove\'s --purge');
+    const remove = (await h.ok(['workspace', 'remove', '--help'])).stdout;
+    assert.ok(remove.includes('--purge') && remove.includes('--force'));
+    assert.ok(!remove.includes('--repo'), 'remove --help does not list create\'s --repo');
+    const list = (await h.ok(['workspace', 'list', '--help'])).stdout;
+    assert.ok(!/--(path|repo|branch|purge|force)\b/.test(list), list);
+    expectExit(await h.cli(['workspace', 'show']), 2);
+    expectExit(await h.cli(['template', 'show']), 2);
+    const template = (await h.ok(['template', '--help'])).stdout;
+    for (const sub of ['list', 'show <name>', 'validate <file>']) assert.ok(template.includes(`template ${sub}`), template);
+  });
 });
