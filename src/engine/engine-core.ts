@@ -44,6 +44,8 @@ export interface EngineEvents {
   task_error: [id: string, err: unknown];
   /** A task was deleted (or purged with its workspace). */
   deleted: [id: string];
+  /** A task was moved to the archive (atlas prune). */
+  archived: [id: string];
 }
 
 export class EngineCore extends EventEmitter<EngineEvents> {
