@@ -77,7 +77,8 @@ export async function recoverTasks(ctx: RecoveryContext, scan: IndexScan): Promi
     }
     if (task.status !== 'running') continue;
     const step = task.steps[task.current_step];
-    if (step?.status !== 'running') {
+    // A durable wait that let go of its slot was not cut off: it goes on with its deadline.
+    if (step?.status !== 'running' || step.parked_until) {
       report.requeued.push(id);
       toQueue.push(task);
       continue;

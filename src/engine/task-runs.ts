@@ -10,18 +10,20 @@ import { MOVING, errorData, type Active, type EngineCore } from './engine-core.j
 import { runTask } from './runner.js';
 import type { QueueEntry } from './scheduler.js';
 
-export async function runEntry(engine: EngineCore, entry: QueueEntry): Promise<void> {
-  if (engine.state !== 'running' || engine.active.has(entry.id) || engine.canceling.has(entry.id)) return;
+/** Runs a queued task; resolves to the time (ms) it parked until, when a long durable wait let go of its slot. */
+export async function runEntry(engine: EngineCore, entry: QueueEntry): Promise<number | undefined> {
+  if (engine.state !== 'running' || engine.active.has(entry.id) || engine.canceling.has(entry.id)) return undefined;
   const controller = new AbortController();
   let finish!: () => void;
   const active: Active = { controller, reason: undefined, done: new Promise<void>((r) => (finish = r)) };
   engine.active.set(entry.id, active);
   let failure: unknown;
   let ran = false;
+  let parkedUntil: number | undefined;
   try {
     await engine.store.tasks.acquireLease(entry.id, { waitMs: 15_000 });
     const task = await engine.store.tasks.getTask(entry.id);
-    if (!MOVING.has(task.status) || (task.status === 'pending' && task.waiting_on?.length)) return;
+    if (!MOVING.has(task.status) || (task.status === 'pending' && task.waiting_on?.length)) return undefined;
     ran = true;
     const environment = await taskEnvironment(engine, task);
     let cursor = cursorOf(task);
@@ -43,16 +45,16 @@ export async function runEntry(engine: EngineCore, entry: QueueEntry): Promise<v
           engine.emit('log', t.id, record);
         },
         draining: () => engine.state !== 'running',
-        // Shared store: a long durable wait holds no lease; the lease is let go below.
-        ...(engine.cluster
-          ? {
-              park: () => {
-                if (active.reason !== undefined) return false;
-                active.reason = 'park';
-                return true;
-              },
-            }
-          : {}),
+        // A long durable wait holds no slot (and, with a shared store, no lease: it is let go
+        // below). Here the scheduler keeps its workspace and runs it again at the deadline;
+        // a shared store's daemons claim it again then.
+        park: (t) => {
+          if (active.reason !== undefined) return false;
+          active.reason = 'park';
+          const until = Date.parse(t.steps[t.current_step]?.parked_until ?? '');
+          if (!engine.cluster && Number.isFinite(until)) parkedUntil = until;
+          return true;
+        },
       },
     });
   } catch (err) {
@@ -66,10 +68,11 @@ export async function runEntry(engine: EngineCore, entry: QueueEntry): Promise<v
   // Nothing below may throw: this is the path that keeps a failed run from being a stuck one.
   if (failure === undefined) {
     if (ran) engine.retries.delete(entry.id);
-    return;
+    return active.reason === 'park' ? parkedUntil : undefined;
   }
-  if (isAtlasError(failure, 'not_found')) return;
+  if (isAtlasError(failure, 'not_found')) return undefined;
   reportRunFailure(engine, entry, failure);
+  return undefined;
 }
 
 /**

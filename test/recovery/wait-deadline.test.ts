@@ -31,19 +31,20 @@ test('a wait step keeps its original deadline across a kill -9 of the daemon', {
 
     await killHard(pid);
     pid = await startTheDaemon(sb);
-    // Recovery re-runs the step as a new attempt, with the same deadline.
+    // Recovery keeps the deadline: a wait that had let go of its slot (parked) goes on as
+    // the same attempt; one cut off before it parked re-runs as a new attempt.
     const after = readTask(sb, 'w1', t.id);
     assert.equal(after.steps[0]!.deadline, deadline, 'the restart changed the deadline');
 
     const done = await waitForTask(sb, 'w1', t.id, 'completed', (x) => x.status === 'completed', 30_000);
     assert.equal(done.steps[0]!.deadline, deadline);
     const results = done.step_results.filter((r) => r.step_name === 'pause');
-    assert.deepEqual(results.map((r) => [r.attempt, r.status]), [
-      [1, 'interrupted'],
-      [2, 'completed'],
-    ]);
-    const ends = Date.parse(results[1]!.completed_at);
-    assert.ok(ends >= Date.parse(deadline), `the wait ended at ${results[1]!.completed_at}, before its deadline ${deadline}`);
+    const last = results.at(-1)!;
+    assert.equal(last.status, 'completed');
+    assert.ok(results.slice(0, -1).every((r) => r.status === 'interrupted'), JSON.stringify(results.map((r) => [r.attempt, r.status])));
+    assert.ok(results.length <= 2, 'the wait ran at most twice');
+    const ends = Date.parse(last.completed_at);
+    assert.ok(ends >= Date.parse(deadline), `the wait ended at ${last.completed_at}, before its deadline ${deadline}`);
     const ranAfter = Number(fs.readFileSync(path.join(sb.workspaces['w1']!, 'after'), 'utf8').trim());
     assert.ok(ranAfter >= Date.parse(deadline), 'the next step ran before the deadline');
     await stopTheDaemon(sb, pid);

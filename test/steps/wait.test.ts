@@ -1,6 +1,8 @@
 // wait steps: a durable timer whose deadline is stored in task.json before waiting, so a
 // restart keeps the original deadline instead of starting the wait over.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 import { Engine } from '../../src/engine/engine.js';
 import { closeEnv, openEnv, readTaskFile, resultSummary, run, settle, waitFor, withEnv, writeTemplate } from '../engine/helpers.js';
@@ -62,14 +64,41 @@ test('wait: a restart keeps the stored deadline instead of starting the wait ove
       t.steps[0]!.deadline = soon;
     });
     const report = await second.start();
-    assert.deepEqual(report.rerun, [started.id]);
+    // The long wait had let go of its slot (parked): it was not cut off, so the same attempt
+    // goes on with the stored deadline.
+    assert.deepEqual(report.rerun, []);
+    assert.deepEqual(report.requeued, [started.id]);
     // A fresh 60s wait would blow this bound.
     const done = await settle(second, started.id, 15_000);
     assert.equal(done.status, 'completed');
     assert.equal(done.steps[0]!.deadline, soon);
-    assert.deepEqual(resultSummary(done), ['pause#1:interrupted', 'pause#2:completed', 'after#1:completed']);
-    assert.ok(Date.parse(done.step_results[1]!.completed_at) >= Date.parse(soon));
+    assert.deepEqual(resultSummary(done), ['pause#1:completed', 'after#1:completed']);
+    assert.ok(Date.parse(done.step_results[0]!.completed_at) >= Date.parse(soon));
   } finally {
     await closeEnv(env, second ? [second] : []);
   }
+});
+
+test('wait: a long wait gives its slot back but keeps its workspace; cancel frees it', async () => {
+  await withEnv({ config: { max_concurrent_tasks: 1 } }, async (env) => {
+    const other = path.join(env.root, 'other');
+    fs.mkdirSync(other);
+    await env.engine.store.workspaces.create({ name: 'other', path: other, kind: 'path', repo: null, branch: null });
+    writeTemplate(env, { name: 'long', steps: [{ name: 'pause', type: 'wait', duration: '10m' }] });
+    writeTemplate(env, { name: 'quick', steps: [{ name: 'hello', type: 'shell', run: 'echo hi' }] });
+    const waiting = await env.engine.startTask({ template: 'long', workspace: env.wsName });
+    await waitFor('the wait to let go of its slot', () => readTaskFile(env, env.wsName, waiting.id).steps[0]!.parked_until ?? undefined);
+    // The only slot is free: a task in another workspace runs to the end while the wait goes on.
+    const elsewhere = await env.engine.startTask({ template: 'quick', workspace: 'other' });
+    assert.equal((await settle(env.engine, elsewhere.id, 30_000)).status, 'completed');
+    // The waiting task keeps its workspace: a task there stays queued behind it.
+    const behind = await env.engine.startTask({ template: 'quick', workspace: env.wsName });
+    const again = await env.engine.startTask({ template: 'quick', workspace: 'other' });
+    assert.equal((await settle(env.engine, again.id, 30_000)).status, 'completed');
+    assert.equal(readTaskFile(env, env.wsName, behind.id).status, 'pending');
+    assert.equal(readTaskFile(env, env.wsName, waiting.id).status, 'running');
+    // Cancel the wait: the workspace is free and the queued task runs.
+    assert.equal((await env.engine.cancel(waiting.id)).status, 'abandoned');
+    assert.equal((await settle(env.engine, behind.id, 30_000)).status, 'completed');
+  });
 });
