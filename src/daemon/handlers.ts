@@ -4,7 +4,7 @@
 import { clusterStatus } from './cluster-status.js';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { AtlasError } from '../errors.js';
+import { AtlasError, isAtlasError } from '../errors.js';
 import { parseBatch, startBatch } from '../engine/batch.js';
 import type { Engine } from '../engine/engine.js';
 import { createWorkspace } from '../engine/workspaces.js';
@@ -17,6 +17,7 @@ import type { LogRecord } from '../store/task-log.js';
 import { formatProblem, parseTemplate, TemplateError } from '../templates/loader.js';
 import { parseWhen } from '../util/when.js';
 import { VERSION } from '../version.js';
+import { closest } from '../util/distance.js';
 import { assertInputSizes } from '../engine/input-limits.js';
 import { taskLogs } from './logs-handler.js';
 import type { Handlers } from './rpc-server.js';
@@ -124,7 +125,14 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
     },
     'task.artifact': async ({ id, name }) => {
       const t = await locate(id);
-      const data = await engine.store.artifacts(t.workspace, t.id).get(assertName('artifact', name));
+      const artifacts = engine.store.artifacts(t.workspace, t.id);
+      const data = await artifacts.get(assertName('artifact', name)).catch(async (err: unknown) => {
+        if (!isAtlasError(err, 'not_found')) throw err;
+        // A typo in a name like review.output.2.log: name the close ones, not the task id.
+        const names = (await artifacts.list()).map((a) => a.name);
+        const hint = closest(name, names);
+        throw new AtlasError('not_found', `task ${t.id} has no artifact ${name}${hint ? ` (did you mean ${hint}?)` : ''}; 'atlas artifacts ${t.id}' lists them`, { details: { id: t.id, name } });
+      });
       const text = data.toString('utf8');
       const isText = Buffer.from(text, 'utf8').equals(data);
       return { name, size: data.length, encoding: isText ? 'utf8' : 'base64', content: isText ? text : data.toString('base64') };

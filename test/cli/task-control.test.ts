@@ -183,6 +183,11 @@ describe('atlas cancel, approve, reject, resume and exit codes', () => {
     const noStep = expectExit(await h.cli(['logs', id, '--step', 'nosuch']), 4);
     assert.match(noStep.stderr, /has no step nosuch; its steps: /);
     assert.doesNotMatch(noStep.stderr, /did you mean task-/);
+    // An artifact name with a typo: the hint names the close artifact, not the task id.
+    const typo = artifact.slice(0, -1);
+    const noArtifact = expectExit(await h.cli(['artifacts', id, typo]), 4);
+    assert.match(noArtifact.stderr, new RegExp(`has no artifact ${typo.replace(/\./g, '\\.')} \\(did you mean ${artifact.replace(/\./g, '\\.')}\\?\\)`));
+    assert.doesNotMatch(noArtifact.stderr, /did you mean task-/);
     await h.stopDaemon();
   });
 });

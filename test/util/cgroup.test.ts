@@ -2,6 +2,7 @@
 // the step's process group and session) is still in the cgroup and dies with killAll.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -9,6 +10,14 @@ import { cgroupBase, createStepCgroup, existingStepCgroup } from '../../src/util
 import { isGone, waitFor } from '../helpers/daemon.js';
 
 const available = cgroupBase() !== undefined;
+
+function cmdline(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+  } catch {
+    return '';
+  }
+}
 
 test('killAll ends a double-forked setsid grandchild that left the process group', { skip: available ? false : 'no writable cgroup v2 here' }, async () => {
   const home = path.join(os.tmpdir(), `atlas-cgroup-test-${process.pid}`);
@@ -20,12 +29,8 @@ test('killAll ends a double-forked setsid grandchild that left the process group
   try {
     await cg.add(child.pid!);
     child.stdin!.write('go\n');
-    const pids = await waitFor('the grandchild to start', async () => {
-      const p = await cg.pids();
-      return p.length >= 2 && p;
-    });
-    const grandchild = pids.find((p) => p !== child.pid)!;
-    assert.ok(grandchild);
+    // The grandchild is the `sleep 502` (the subshells that fork it come and go first).
+    const grandchild = await waitFor('the grandchild to start', async () => (await cg.pids()).find((p) => cmdline(p) === 'sleep 502'));
     // It really escaped: its own session, not the child's group.
     child.kill('SIGKILL');
     await waitFor('the step process to die', () => isGone(child.pid!));
