@@ -2,7 +2,7 @@
 // task's record, written under a fresh id, then announced and handed to the scheduler (or to
 // the dependency tracker). Batches (batch.ts) check every task first and write them after.
 import fsp from 'node:fs/promises';
-import { AtlasError } from '../errors.js';
+import { AtlasError, isAtlasError } from '../errors.js';
 import { assertName, assertTaskId } from '../store/names.js';
 import { SCHEMA_VERSION, type StepState, type TaskRecord } from '../store/records.js';
 import { cleanEnvironment } from '../store/task-env.js';
@@ -41,9 +41,17 @@ export interface PreparedTask {
 export async function startTask(engine: EngineCore, p: StartParams): Promise<TaskRecord> {
   const prepared = await prepareTask(engine, p);
   const deps = p.after?.length ? await checkDependencies(p.after.map((d) => assertTaskId(d)), (d) => engine.statusOf(d)) : undefined;
-  const task = await writeTask(engine, prepared, await engine.store.tasks.newTaskId(new Date()), deps);
-  launchTask(engine, task);
-  return task;
+  for (let tries = 1; ; tries++) {
+    try {
+      const task = await writeTask(engine, prepared, await engine.store.tasks.newTaskId(new Date()), deps);
+      launchTask(engine, task);
+      return task;
+    } catch (err) {
+      // Another writer took the id between its choice and the write (another daemon on a
+      // shared store, or a concurrent start): nothing was written, so take the next one.
+      if (!isAtlasError(err, 'already_exists') || tries >= 10) throw err;
+    }
+  }
 }
 
 /** Checks a start request (workspace, template, inputs, labels) and builds the new task's
