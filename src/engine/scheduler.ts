@@ -13,6 +13,9 @@ export interface QueueEntry {
   order: string;
 }
 
+/** The longest a parked run sleeps before it is looked at again. */
+const MAX_PARK_MS = 3_600_000;
+
 /** What a run returns: nothing when it ended, or the time (ms) it parked until. */
 export type RunEnd = number | undefined | void;
 
@@ -132,13 +135,15 @@ export class Scheduler {
     );
   }
 
-  /** Keeps a parked run's workspace and runs it again at `until` (ms since the epoch). */
+  /** Keeps a parked run's workspace and runs it again at `until` (ms since the epoch), or
+   *  within the hour: a timer cannot hold a month (setTimeout overflows past 24.8 days), and a
+   *  run before the deadline only parks again with the same deadline. */
   private hold(entry: QueueEntry, until: number): void {
     const timer = setTimeout(() => {
       if (this.parked.get(entry.id)?.timer !== timer) return;
       this.parked.delete(entry.id);
       if (!this.paused) this.start(entry);
-    }, Math.max(0, until - Date.now()));
+    }, Math.min(MAX_PARK_MS, Math.max(0, until - Date.now())));
     this.parked.set(entry.id, { entry, timer });
   }
 }
