@@ -11,6 +11,7 @@ import pg from 'pg';
 import { AtlasClient, DAEMON_MAIN, DAEMON_NODE_FLAGS } from '../src/client/client.js';
 import { DEFAULT_CONFIG, type Config } from '../src/config/config.js';
 import { Engine } from '../src/engine/engine.js';
+import { measureThroughput } from './bench-throughput.js';
 
 export interface PgFigures {
   skipped?: string;
@@ -64,25 +65,7 @@ async function throughput(url: string, scratch: string, kind: 'wait' | 'shell', 
   const schema = `tp_${kind}`;
   templateFile(home, 'bench', steps, kind === 'wait' ? ['type: wait', 'duration: 0s'] : ['type: shell', 'run: "true"']);
   const config: Config = { ...DEFAULT_CONFIG, max_concurrent_tasks: concurrency, store_url: url, store_schema: schema };
-  const engine = await Engine.open({ home, config });
-  await engine.start();
-  try {
-    for (let i = 0; i < tasks; i++) {
-      const dir = path.join(home, `ws${i}`);
-      fs.mkdirSync(dir);
-      await engine.store.workspaces.create({ name: `ws${i}`, path: dir, kind: 'path', repo: null, branch: null });
-    }
-    const t0 = performance.now();
-    const started = await Promise.all(Array.from({ length: tasks }, (_, i) => engine.startTask({ template: 'bench', workspace: `ws${i}` })));
-    const done = await Promise.all(started.map((t) => engine.waitForSettled(t.id)));
-    const secs = (performance.now() - t0) / 1000;
-    const bad = done.filter((t) => t.status !== 'completed');
-    if (bad.length) throw new Error(`${bad.length} PostgreSQL bench tasks did not complete: ${bad[0]?.error}`);
-    return { steps_per_s: Math.round(((tasks * steps) / secs) * 10) / 10, seconds: Math.round(secs * 1000) / 1000 };
-  } finally {
-    await engine.shutdown(1000);
-    fs.rmSync(home, { recursive: true, force: true });
-  }
+  return measureThroughput(home, config, tasks, steps, 'PostgreSQL bench');
 }
 
 function startDaemon(home: string): ChildProcess {

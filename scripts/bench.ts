@@ -30,6 +30,7 @@ import path from 'node:path';
 import { AtlasClient, DAEMON_MAIN, DAEMON_NODE_FLAGS } from '../src/client/client.js';
 import { DEFAULT_CONFIG, type Config } from '../src/config/config.js';
 import { Engine } from '../src/engine/engine.js';
+import { measureThroughput } from './bench-throughput.js';
 import { parseWebhooks, type WebhookEndpoint } from '../src/webhooks/webhook-config.js';
 import { writeFileDurable } from '../src/store/atomic.js';
 import { SCHEMA_VERSION, type TaskRecord, type TaskStatus } from '../src/store/records.js';
@@ -169,25 +170,7 @@ async function throughput(kind: 'wait' | 'shell', concurrency: number, tasks = 8
   const home = fs.mkdtempSync(path.join(scratch, `tp-${kind}-${concurrency}-`));
   writeTemplate(home, 'bench', steps, kind);
   const config: Config = { ...DEFAULT_CONFIG, max_concurrent_tasks: concurrency, webhooks };
-  const engine = await Engine.open({ home, config });
-  await engine.start();
-  try {
-    for (let i = 0; i < tasks; i++) {
-      const dir = path.join(home, `ws${i}`);
-      fs.mkdirSync(dir);
-      await engine.store.workspaces.create({ name: `ws${i}`, path: dir, kind: 'path', repo: null, branch: null });
-    }
-    const t0 = performance.now();
-    const started = await Promise.all(Array.from({ length: tasks }, (_, i) => engine.startTask({ template: 'bench', workspace: `ws${i}` })));
-    const done = await Promise.all(started.map((t) => engine.waitForSettled(t.id)));
-    const secs = (performance.now() - t0) / 1000;
-    const bad = done.filter((t) => t.status !== 'completed');
-    if (bad.length) throw new Error(`${bad.length} bench tasks did not complete: ${bad[0]?.error}`);
-    return { steps_per_s: r1((tasks * steps) / secs), seconds: r3(secs) };
-  } finally {
-    await engine.shutdown(1000);
-    fs.rmSync(home, { recursive: true, force: true });
-  }
+  return measureThroughput(home, config, tasks, steps, 'bench');
 }
 
 async function overhead(steps = 100): Promise<{ per_step_p50_ms: number; per_step_p99_ms: number; io_p50_ms: number; overhead_p50_ms: number; overhead_p99_ms: number }> {
