@@ -5,7 +5,7 @@ import { assertTaskId } from '../store/names.js';
 import { TERMINAL_STATUSES, type TaskRecord } from '../store/records.js';
 import type { EngineCore } from './engine-core.js';
 import { killLeftover } from './reattach.js';
-import { stepEvent } from './step-states.js';
+import { stepEvent } from '../store/step-states.js';
 import { RESUMABLE_FROM, transition } from './transitions.js';
 
 /** Re-runs the failed (or interrupted) step as a new attempt. */

@@ -17,7 +17,7 @@ import type { Store, StoreIndex } from '../store/store.js';
 import type { IndexScan } from '../store/task-index.js';
 import { compareIds } from '../store/task-ids.js';
 import { killLeftover, reattachable } from './reattach.js';
-import { INTERRUPTED_ERROR, interruptedResult, stepEvent } from './step-states.js';
+import { INTERRUPTED_ERROR, interruptedResult, stepEvent } from '../store/step-states.js';
 import { transition } from './transitions.js';
 
 export interface RecoveryReport {

@@ -29,7 +29,7 @@ import { EXECUTORS } from '../steps/registry.js';
 import { parseDuration, type StepSpec } from '../templates/schema.js';
 import { inputEnvName, interpolate, lastRejectReason } from './interpolate.js';
 import { transition } from './transitions.js';
-import { interruptedResult, stepEvent } from './step-states.js';
+import { interruptedResult, stepEvent } from '../store/step-states.js';
 
 /** cancel: the user's; shutdown: the daemon drains; lease_lost: another daemon took the task (write nothing);
  *  detach: the daemon restarts and leaves running steps running, for the next one to re-attach;

@@ -26,7 +26,7 @@ export function isTaskStatus(s: unknown): s is TaskStatus {
   return typeof s === 'string' && (TASK_STATUSES as readonly string[]).includes(s);
 }
 
-/** A step's status; its changes are the step state machine's (engine/step-states.ts). */
+/** A step's status; its changes are the step state machine's (step-states.ts). */
 export type StepStatus = 'pending' | 'running' | 'waiting' | 'completed' | 'failed';
 
 /** A step as the template defined it, copied into the task at start. */

@@ -6,7 +6,7 @@
 // (`task_created` holds the whole initial record). It is conservative: a step counts as
 // finished only where the log says it finished; a step that started without a recorded end
 // is left running, so recovery runs it again. Every step change goes through the step state
-// machine (engine/step-states.ts), as the runner's did.
+// machine (step-states.ts), as the runner's did.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { AtlasError, isAtlasError, storageError } from '../errors.js';
@@ -15,7 +15,7 @@ import type { HomePaths } from './paths.js';
 import { TERMINAL_STATUSES, isTaskStatus, type StepResult, type TaskRecord } from './records.js';
 import { decodeTask, encodeTask } from './task-codec.js';
 import { readLog, type LogRecord } from './task-log.js';
-import { stepEvent } from '../engine/step-states.js';
+import { stepEvent } from './step-states.js';
 
 /** The log records changes that already happened: replayed without the table's check (a torn line may hide one). */
 const REPLAY = { replay: true } as const;

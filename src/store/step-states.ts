@@ -1,8 +1,9 @@
-// The step state machine, beside the task's (transitions.ts). Every change of a step's status
+// The step state machine, beside the task's (engine/transitions.ts). Every change of a step's status
 // is one of the events below, applied by `stepEvent`, which checks this table and writes the
 // fields that go with the change; an impossible change throws and writes nothing. The runner,
-// the operator actions, recovery and the rebuild of a task from its log (store/repair.ts)
-// all go through it.
+// the operator actions, recovery and the rebuild of a task from its log (repair.ts)
+// all go through it. It lives in the store, not the engine, because the store's rebuild needs it
+// and the store depends on nothing above it.
 //
 //   pending   --start-->     running     (a new attempt: attempts + 1, started_at)
 //   running   --start-->     running     (an interrupted attempt runs again at once)
@@ -16,7 +17,7 @@
 // A rebuild replays the log's records with `replay: true`: the table is not checked there
 // (a torn log line may hide a change in between), but every field is written the same way.
 import { AtlasError } from '../errors.js';
-import type { StepResult, StepState, StepStatus } from '../store/records.js';
+import type { StepResult, StepState, StepStatus } from './records.js';
 
 export const STEP_STATUSES = ['pending', 'running', 'waiting', 'completed', 'failed'] as const satisfies readonly StepStatus[];
 

@@ -1,15 +1,15 @@
-// The step state machine (engine/step-states.ts): one table of which event may happen in
+// The step state machine (store/step-states.ts): one table of which event may happen in
 // which status; an impossible change throws and writes nothing; each event writes the fields
 // that go with it; the rebuild from task.log replays through the same events without the check.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isAtlasError } from '../../src/errors.js';
 import { newStepState } from '../../src/engine/new-task.js';
-import { InvalidStepTransitionError, STEP_STATUSES, canStepEvent, interruptedResult, stepEvent, type StepEvent } from '../../src/engine/step-states.js';
+import { InvalidStepTransitionError, STEP_STATUSES, canStepEvent, interruptedResult, stepEvent, type StepEvent } from '../../src/store/step-states.js';
 import { replay } from '../../src/store/repair.js';
 import type { StepState, StepStatus } from '../../src/store/records.js';
 import type { LogRecord } from '../../src/store/task-log.js';
-import { makeTask } from '../store/helpers.js';
+import { makeTask } from './helpers.js';
 
 function step(status: StepStatus, fields: Partial<StepState> = {}): StepState {
   return { ...newStepState({ name: 'build', type: 'shell', run: 'true' }), status, ...fields };
