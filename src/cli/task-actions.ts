@@ -157,7 +157,7 @@ export async function showAction(args: Args, client: AtlasClient): Promise<void>
     ...(t.labels && Object.keys(t.labels).length ? [`labels     ${Object.entries(t.labels).map(([k, v]) => `${k}=${v}`).join(' ')}`] : []),
     ...(t.after?.length ? [`after      ${t.after.join(', ')}`] : []),
     ...(await waitingLines(client, t)),
-    ...(await queueLine(client, t)),
+    ...(t.blocked_reason ? [`blocked    ${c.yellow(t.blocked_reason)}`] : await queueLine(client, t)),
     '',
   ];
   const rows = t.steps.map((s, i) => {

@@ -138,7 +138,7 @@ export class Engine extends EngineCore {
   }
 
   /** The task for `show`; an unreadable task.json is repaired and the answer warns so. */
-  showTask(id: string): Promise<TaskRecord & { warnings?: string[] }> {
+  showTask(id: string): Promise<TaskRecord & { warnings?: string[]; blocked_reason?: string }> {
     return showTask(this, id);
   }
 

@@ -6,6 +6,7 @@ import type { TaskRecord, TaskSummary } from '../store/records.js';
 import type { TaskFilter } from '../store/store.js';
 import { runQuery, type QueryPage, type TaskQuery } from '../store/task-query.js';
 import { idSortKey } from '../store/task-ids.js';
+import { blockedReason } from './blocked.js';
 import { MOVING, type EngineCore } from './engine-core.js';
 
 /**
@@ -13,9 +14,12 @@ import { MOVING, type EngineCore } from './engine-core.js';
  * silence: the task is repaired as a restart would (the backup or the log, whichever is
  * further along), and the answer carries a warning saying so.
  */
-export async function showTask(engine: EngineCore, id: string): Promise<TaskRecord & { warnings?: string[] }> {
+export async function showTask(engine: EngineCore, id: string): Promise<TaskRecord & { warnings?: string[]; blocked_reason?: string }> {
   const { task, source } = await engine.store.tasks.readTask(assertTaskId(id));
-  if (source === 'primary') return task;
+  if (source === 'primary') {
+    const blocked = await blockedReason(engine, task);
+    return blocked ? { ...task, blocked_reason: blocked } : task;
+  }
   if (engine.active.has(id) || engine.state !== 'running') {
     return { ...task, warnings: [`task.json of ${id} is unreadable; this is its previous checkpoint (task.json.bak), which may be behind`] };
   }

@@ -76,6 +76,11 @@ export async function createWorkspace(store: Store, p: CreateWorkspaceParams): P
   return store.workspaces.create({ name, path: dir, kind: 'worktree', repo, branch });
 }
 
+/** A --repo workspace runs on any daemon of a shared store (each makes its own clone); a --path one only where its directory is. */
+export function runsAnywhere(ws: WorkspaceRecord): boolean {
+  return ws.kind === 'worktree' && ws.repo !== null;
+}
+
 export interface RemoveResult {
   name: string;
   purged: boolean;

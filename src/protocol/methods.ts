@@ -167,8 +167,9 @@ export const METHODS = {
       .refine((p) => p.template !== undefined || p.template_file !== undefined, { message: 'give template or template_file' }),
     result: returns<TaskRecord>(),
   },
-  /** `warnings`: set when task.json was unreadable and had to be repaired (or read from its backup). */
-  'task.get': { params: taskId, result: returns<TaskRecord & { warnings?: string[]; archived_at?: string }>() },
+  /** `warnings`: set when task.json was unreadable and had to be repaired (or read from its backup).
+   *  `blocked_reason` (shared store): why no live daemon can run the task while it waits. */
+  'task.get': { params: taskId, result: returns<TaskRecord & { warnings?: string[]; archived_at?: string; blocked_reason?: string }>() },
   /** A batch file (DESIGN §13): every task created, or none. `file` is read by the daemon. */
   'task.batch': {
     params: z

@@ -134,6 +134,26 @@ export async function releaseOwned(db: Db): Promise<number> {
   return r.rowCount ?? 0;
 }
 
+/** What decides whether a task waits for a daemon: its lease, a parked wait, its workspace and who made it. */
+export interface ClaimState {
+  leased: boolean;
+  parked: boolean;
+  /** The workspace record (JSON text), or null when the workspace is gone. */
+  workspace: string | null;
+  created_by: string | null;
+}
+
+export async function claimState(db: Db, id: string): Promise<ClaimState | undefined> {
+  const r = await db.query<ClaimState>(
+    'read a task lease',
+    `SELECT (t.owner IS NOT NULL AND t.lease_until > now()) AS leased, (t.wake_at IS NOT NULL AND t.wake_at > now()) AS parked,
+            w.record AS workspace, w.created_by
+     FROM tasks t LEFT JOIN workspaces w ON w.name = t.workspace WHERE t.id = $1`,
+    [id],
+  );
+  return r.rows[0];
+}
+
 export async function listDaemons(db: Db): Promise<DaemonRow[]> {
   const r = await db.query<{ id: string; host: string; pid: number; home: string; version: string; started_at: Date; age: string; stopped: boolean; workspaces: string[]; running: string }>(
     'list daemons',
