@@ -4,6 +4,7 @@
 // step i/N) until all of them settled; exit 0 when all completed, 6 when the rest wait for
 // approval, else 1. Following polls through
 // task.query, so it rides over a daemon restart (each call reconnects).
+import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import type { AtlasClient } from '../client/client.js';
 import type { BatchResult } from '../engine/batch.js';
@@ -78,7 +79,7 @@ async function followBatch(args: GlobalArgs, r: BatchResult, print: boolean): Pr
       }
     }
     if (ids.every((id) => now.has(id) && !MOVING.has(now.get(id)!.status))) break;
-    await new Promise((res) => setTimeout(res, 250));
+    await sleep(250);
   }
   client?.close();
   return now;

@@ -1,4 +1,5 @@
 // atlas daemon start | stop | status | run | install-service
+import { setTimeout as sleep } from 'node:timers/promises';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv } from 'yargs';
@@ -94,7 +95,7 @@ async function stop(args: GlobalArgs & { timeout: string; detach: boolean; quiet
   // The daemon closes our connection when it stops listening; then wait for the process to go.
   await client.closed;
   const deadline = Date.now() + grace + 20_000;
-  while (Date.now() < deadline && alive(r.pid)) await new Promise((res) => setTimeout(res, 50));
+  while (Date.now() < deadline && alive(r.pid)) await sleep(50);
   if (alive(r.pid)) throw new AtlasError('internal', `the daemon (pid ${r.pid}) did not stop in time`);
   if (args.quietStop) info(`atlas: stopped the daemon (pid ${r.pid}); running steps keep running`);
   else if (args.json) printJson({ stopped: true, pid: r.pid, detached: args.detach });

@@ -2,6 +2,7 @@
 // events log; -f keeps streaming, and when the daemon goes away (a restart) or cuts the stream
 // off (a slow reader), it subscribes again after the last seq shown, so nothing is skipped or
 // shown twice.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Argv } from 'yargs';
 import { AtlasError } from '../errors.js';
 import type { AtlasEvent } from '../events/event.js';
@@ -85,7 +86,7 @@ async function followEvents(args: Args): Promise<void> {
       info(c.errDim('atlas: lost the daemon; reconnecting...'));
       announced = true;
     }
-    await new Promise((r) => setTimeout(r, cutOff ? 0 : 300));
+    await sleep(cutOff ? 0 : 300);
   }
 }
 

@@ -1,6 +1,7 @@
 // Live progress for `start --follow` and `logs -f`: step i/N, elapsed time and the running
 // step's output, as the daemon streams them. If the daemon goes away (a restart), it
 // reconnects and carries on from the records it has already shown.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { AtlasClient } from '../client/client.js';
 import { AtlasError } from '../errors.js';
 import { NOTIFY, type Notification } from '../protocol/methods.js';
@@ -120,7 +121,7 @@ async function followLoop(args: GlobalArgs, id: string, options: FollowOptions, 
     if (!announcedRetry) info(c.errDim('atlas: lost the daemon; reconnecting...'));
     announcedRetry = true;
     first = false;
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
   }
 }
 

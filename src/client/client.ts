@@ -1,6 +1,7 @@
 // The socket client the CLI and the tests use: JSON-RPC 2.0 over the home's control socket,
 // one object per line. Calls resolve with the result or reject with a ClientError that
 // carries atlas's stable error code; notifications go to the listener given to `connect`.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -228,7 +229,7 @@ export async function startDaemon(home: string, options: { timeoutMs?: number } 
         if (Date.now() - exitedAt > 1000) launch();
       }
       if (Date.now() > deadline) throw new AtlasError('daemon_unreachable', `the daemon did not answer within ${(options.timeoutMs ?? 15_000) / 1000}s; see logs/daemon.log in the home`);
-      await new Promise((r) => setTimeout(r, 25));
+      await sleep(25);
     }
   } finally {
     for (const child of children) {

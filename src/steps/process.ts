@@ -16,6 +16,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import { StringDecoder } from 'node:string_decoder';
+import { setTimeout as delay } from 'node:timers/promises';
 import treeKill from 'tree-kill';
 import { errnoCode, storageError } from '../errors.js';
 import type { StepProcess } from '../store/records.js';
@@ -260,15 +261,11 @@ export function signalName(n: number): NodeJS.Signals | null {
   return found ? (found[0] as NodeJS.Signals) : null;
 }
 
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
+/** Waits `ms`, or less when `signal` aborts; never rejects (the caller looks at the signal itself). */
+export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  try {
+    await delay(ms, undefined, signal ? { signal } : {});
+  } catch (err) {
+    if ((err as Error).name !== 'AbortError') throw err;
+  }
 }

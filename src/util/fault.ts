@@ -1,6 +1,7 @@
 // Named fault points for crash tests (STYLE 9): `ATLAS_FAULTS=name[,name...]` in the daemon's
 // environment makes the process kill itself with SIGKILL when it reaches one of those points,
 // so a test can crash it exactly between two writes. Unset, a fault point costs one Set lookup.
+import { setTimeout as sleep } from 'node:timers/promises';
 import fs from 'node:fs';
 
 const armed = new Set((process.env['ATLAS_FAULTS'] ?? '').split(',').map((s) => s.trim()).filter(Boolean));
@@ -19,5 +20,5 @@ export async function faultGate(name: string): Promise<void> {
   const file = process.env[`ATLAS_FAULT_${name}_GATE`];
   if (!file) return;
   const deadline = Date.now() + 120_000;
-  while (!fs.existsSync(file) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  while (!fs.existsSync(file) && Date.now() < deadline) await sleep(20);
 }

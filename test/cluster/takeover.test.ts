@@ -4,6 +4,7 @@
 //    steps re-run, no task is lost or stuck; the takeover time is measured;
 //  - a partitioned owner (SIGSTOP past the TTL): another daemon takes over after the lease
 //    expires; on SIGCONT its next write is refused by the epoch check and it stops its step.
+import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -68,7 +69,7 @@ test(`kill -9 of a daemon mid-step, ${KILLS} times: the others take over within 
         const logs = c.homes.map((h) => fs.readFileSync(path.join(h.home, 'logs', 'daemon.log'), 'utf8').slice(-2500)).join('\n----\n');
         throw new Error(`${(err as Error).message}\n${JSON.stringify(rows)}\n${JSON.stringify(await c.query('SELECT id, pid, heartbeat_at, stopped_at FROM daemons'))}\n${logs}`);
       });
-      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 300)));
+      await sleep(Math.floor(Math.random() * 300));
       const pid = daemonPid(victim.home.home);
       assert.ok(pid, 'the victim has a pid file');
       const killedAt = Date.now();

@@ -1,6 +1,7 @@
 // The daemon answers list queries from an index, but the files stay the source of truth: a
 // user who restores a backup by copying task directories into the home, or deletes one,
 // sees that in the very next `atlas list`; and a restart lists the same tasks.
+import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -29,7 +30,7 @@ describe('the task index follows the disk', () => {
 
     // A backup taken from another home with the same workspace name. Ids have one-second
     // resolution: let the clock pass the second of the first task so the ids differ.
-    while (new Date().toISOString().slice(0, 19) === own.created_at.slice(0, 19)) await new Promise((r) => setTimeout(r, 20));
+    while (new Date().toISOString().slice(0, 19) === own.created_at.slice(0, 19)) await sleep(20);
     await backup.startDaemon();
     await backup.createWorkspaces(['ws']);
     const saved = await backup.json<TaskRecord>(['start', 'quick', '-w', 'ws', '--wait']);

@@ -4,6 +4,7 @@
 // with nothing created; every slot fired exactly once across kill -9 at the fault points
 // between recording a fire and creating its task, and at random moments; `--missed skip`
 // against `--missed run-once` after the daemon was down across several slots.
+import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -129,7 +130,7 @@ describe('schedules', () => {
         faulted++;
       } else {
         // Anywhere: before the pass saw the new time, mid-claim, mid-create, after.
-        await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 300)));
+        await sleep(Math.floor(Math.random() * 300));
         process.kill(pid, 'SIGKILL');
         await assertGone(pid, 'the daemon killed at a random moment');
       }

@@ -2,6 +2,7 @@
 // way to a new one, a client that pipelines requests without reading the replies is read no
 // further (the daemon's memory stays bounded), and a follower never starts a stopped daemon
 // (item 2). Plus task.logs paging (item 9).
+import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -100,7 +101,7 @@ describe('socket limits', () => {
     const deadline = Date.now() + 3000;
     while (Date.now() < deadline) {
       assert.equal(fs.existsSync(h.socketPath) && (await answers(h.socketPath)), false, 'the follower started the daemon again');
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
     assert.doesNotMatch(follower.peek().stderr, /started the daemon/);
     pid = await h.startDaemon();

@@ -5,6 +5,7 @@
 // Every wait here has a deadline; nothing sleeps to "let things settle". closeEnv fails the
 // test when a process started by a step (recognised by ATLAS_HOME=<home> in its
 // environment) is still alive after the engine shut down.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -132,7 +133,7 @@ export async function waitFor<T>(what: string, check: () => T | undefined | fals
     const v = await check();
     if (v !== undefined && v !== false) return v;
     if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
+    await sleep(intervalMs);
   }
 }
 

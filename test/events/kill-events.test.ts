@@ -5,6 +5,7 @@
 // every step result in every task.json its step.finished event exactly once (and one event per
 // transition), seqs 1..n without a gap, ids unique, each task's facts in order; the repair
 // must really have run; and `atlas events --since N --json` must print exactly what follows N.
+import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -66,7 +67,7 @@ test('events under 21 kill -9s: every finished step has its step.finished once, 
         }, 60_000, 50);
         selfKills++;
       } else {
-        await new Promise((r) => setTimeout(r, 20 + Math.random() * 300));
+        await sleep(20 + Math.random() * 300);
         await killHard(pid);
       }
       pid = await startTheDaemon(sb);

@@ -7,6 +7,7 @@
 // daemon or a step process, recognised by ATLAS_HOME=<home> in its environment) so that no
 // test leaves a process behind; a leftover fails the test. Every wait has a deadline;
 // nothing sleeps to "let things settle".
+import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -35,7 +36,7 @@ export async function waitFor<T>(what: string, check: () => T | undefined | fals
     const v = await check();
     if (v !== undefined && v !== false) return v;
     if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
+    await sleep(intervalMs);
   }
 }
 

@@ -4,6 +4,7 @@
 // each task is exactly one of live or archived; at the end every archive opens, and `show`,
 // `logs` and `artifacts` of archived tasks answer what they answered before (artifacts byte
 // for byte); `unarchive` brings one back as it was.
+import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -116,7 +117,7 @@ describe('prune killed at random points', () => {
         () => true,
       );
       // A fault round dies at its first archive; the others at a random moment.
-      if (!fault) await Promise.race([call, new Promise((r) => setTimeout(r, Math.floor(Math.random() * 1500)))]);
+      if (!fault) await Promise.race([call, sleep(Math.floor(Math.random() * 1500))]);
       else await call;
       try {
         process.kill(pid, 'SIGKILL');

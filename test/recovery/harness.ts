@@ -6,6 +6,7 @@
 // `cleanup()`; step processes are found by a per-home marker in their environment
 // (ATLAS_TEST_MARK, set on every step by the templates these tests write) and in their
 // command line, so nothing else on the machine is ever touched.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -16,9 +17,7 @@ import type { TaskRecord } from '../../src/store/records.js';
 import { decodeTask } from '../../src/store/task-codec.js';
 
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
+export { sleep };
 
 /** Polls `check` until it returns something other than undefined/false; fails after `timeoutMs`. */
 export async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000, intervalMs = 20): Promise<T> {

@@ -1,6 +1,7 @@
 // Versioned artifacts: writers racing for the next version (in one process and from several
 // processes) each get their own number and none overwrites another; a writer killed at any
 // moment never leaves a half-written version behind.
+import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -133,7 +134,7 @@ test('saveVersioned: a writer killed at any moment never leaves a half-written v
       const f = new Fixture('store-artifact-writer', ['loop', h.home, 'alpha', task.id, String(BYTES)]);
       fixtures.push(f);
       await f.waitForLine('started');
-      await new Promise((r) => setTimeout(r, Math.random() * 30));
+      await sleep(Math.random() * 30);
       await f.kill();
       // Every version a reader can see is complete.
       for (const a of await h.store.artifacts('alpha', task.id).list()) {

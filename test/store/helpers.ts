@@ -1,6 +1,7 @@
 // Shared helpers for the store tests: temp homes, task records, a tree snapshot, and child
 // process fixtures with bounded waits. Every wait here has a deadline; nothing sleeps to
 // "let things settle".
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -136,7 +137,7 @@ export async function until(ms: number, what: string, cond: () => boolean): Prom
   const deadline = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
+    await sleep(10);
   }
 }
 

@@ -2,6 +2,7 @@
 // the moment: task.json parses, its revision never goes backwards, sweep leaves no temp
 // file, and the next writer gets the dead writer's lock at once (the store breaks locks
 // whose recorded holder is dead) instead of waiting for it to go stale.
+import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { test } from 'node:test';
@@ -31,7 +32,7 @@ test(`a writer SIGKILLed mid-checkpoint ${ROUNDS} times never corrupts task.json
       fixtures.push(f);
       await f.waitForLine('started');
       // Any moment will do: the assertions below must hold for all of them.
-      await new Promise((r) => setTimeout(r, Math.random() * 30));
+      await sleep(Math.random() * 30);
       const exit = await f.kill();
       assert.equal(exit.signal, 'SIGKILL', `round ${round}: the writer was killed mid-loop, not failed: ${f.stderr}`);
 
