@@ -46,8 +46,8 @@ export async function listTasks(engine: EngineCore, filter: TaskFilter = {}): Pr
 export async function queryTasks(engine: EngineCore, q: TaskQuery): Promise<QueryPage> {
   if (q.workspace !== undefined) assertName('workspace', q.workspace);
   if (engine.state === 'created') await engine.index.load();
-  await engine.index.catchUp?.();
   if (engine.index.query) return engine.index.query(q);
+  await engine.index.catchUp?.();
   const all = engine.index.list({});
   return runQuery(all.map((summary) => ({ summary, key: idSortKey(summary.id) })), q);
 }

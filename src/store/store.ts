@@ -141,8 +141,9 @@ export interface StoreIndex {
   unreadableTasks(): Array<{ id: string; workspace: string; error: string }>;
   /** Summaries newest first. */
   list(filter?: TaskFilter): TaskSummary[];
-  /** One page of a query with its total (DESIGN §13); absent, the engine runs the query over list(). */
-  query?(q: TaskQuery): QueryPage;
+  /** One page of a query with its total (DESIGN §13), current without catchUp(); absent, the
+   *  engine runs the query over list(). */
+  query?(q: TaskQuery): QueryPage | Promise<QueryPage>;
   /** Picks up changes made behind this process's back; returns how many entries changed. */
   revalidateAll(): number;
   counts(): Record<string, number>;

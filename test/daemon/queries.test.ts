@@ -2,9 +2,16 @@
 // over a generated history of 3,000 tasks and compared with a brute-force filter of the same
 // records; totals; paging through everything with --cursor yields each task exactly once
 // while new tasks are being created; the CLI prints "showing N of M" and --with-total.
+// Once on the filesystem store (the in-memory index) and once on PostgreSQL (SQL queries,
+// pg-query.ts), with the same history: the same answers, pages and cursors.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { generateHistory, writeHistory } from '../../scripts/history.js';
+import { fileDatabase, pgStore } from '../helpers/pg.js';
+import { idSortKey } from '../../src/store/task-ids.js';
+import { encodeCursor } from '../../src/store/task-query.js';
 import type { AtlasClient } from '../../src/client/client.js';
 import type { TaskRecord, TaskStatus, TaskSummary } from '../../src/store/records.js';
 import { TestHome, expectExit, parseStdout } from '../helpers/daemon.js';
@@ -42,7 +49,22 @@ function brute(all: readonly TaskRecord[], q: Q, sinceIso?: string, untilIso?: s
   return out.map((t) => t.id).sort().reverse();
 }
 
-describe('queries over a generated history', () => {
+const db = await fileDatabase('queries');
+
+/** Writes the history into the database, as daemons would have left it. */
+async function writeHistoryPg(url: string, schema: string, tasks: readonly TaskRecord[]): Promise<void> {
+  const store = pgStore(url, schema, 'history-writer');
+  await store.init();
+  try {
+    for (let i = 0; i < tasks.length; i += 500) {
+      await store.tasks.createTasks(tasks.slice(i, i + 500).map((t) => ({ task: { ...t, revision: 1 } })));
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+for (const backend of ['fs', 'postgres'] as const) describe(`queries over a generated history (${backend} store)`, { skip: backend === 'postgres' ? db.skip : undefined }, () => {
   let h: TestHome;
   let client: AtlasClient;
   let history: TaskRecord[];
@@ -53,7 +75,11 @@ describe('queries over a generated history', () => {
     void TEMPLATES;
     // 3,000 tasks, one every 15 minutes: about a month back from now.
     history = generateHistory({ n: N, newest, spacingMs: 15 * 60_000, seed: 7 });
-    writeHistory(h.home, history);
+    if (backend === 'fs') writeHistory(h.home, history);
+    else {
+      await writeHistoryPg(db.url, 'queries', history);
+      fs.writeFileSync(path.join(h.home, 'config.yaml'), `store: ${db.url}\nstore_schema: queries\n`, { mode: 0o600 });
+    }
     await h.startDaemon();
     client = await h.client();
   });
@@ -99,6 +125,13 @@ describe('queries over a generated history', () => {
       assert.equal(first.total, expected.length, `${what}: total`);
       assert.deepEqual(first.tasks.map((t) => t.id), expected.slice(0, 50), `${what}: first page`);
       assert.equal(first.next_cursor === null, expected.length <= 50, `${what}: next_cursor`);
+      if (first.next_cursor !== null) {
+        // The cursor is the same on every store: the last task's sort key, encoded.
+        assert.equal(first.next_cursor, encodeCursor(idSortKey(expected[49]!)), `${what}: the cursor`);
+        const second = await page({ ...q, limit: 50, cursor: first.next_cursor });
+        assert.equal(second.total, expected.length, `${what}: total of the second page`);
+        assert.deepEqual(second.tasks.map((t) => t.id), expected.slice(50, 100), `${what}: second page`);
+      }
     }
   });
 

@@ -1,11 +1,14 @@
 // The task index over PostgreSQL: summaries cached in memory for synchronous listing and
 // counting, brought up to date from the database by change number (every write takes the
 // next value of change_seq), so tasks written by other daemons show up too. A change in the
-// row count (a delete elsewhere) reloads everything.
+// row count (a delete elsewhere) reloads everything. Queries (`atlas list` filters, pages,
+// totals) are answered by the database itself (pg-query.ts), always current.
 import { summarize, type TaskRecord, type TaskStatus, type TaskSummary } from '../records.js';
 import type { IndexScan, StoreIndex, TaskFilter } from '../store.js';
 import { idSortKey } from '../task-ids.js';
+import type { QueryPage, TaskQuery } from '../task-query.js';
 import type { Db } from './db.js';
+import { queryTasksSql } from './pg-query.js';
 
 /** A summary as listed from a shared store: with the daemon that holds the task, if any. */
 export interface OwnedSummary extends TaskSummary {
@@ -114,6 +117,10 @@ export class PgIndex implements StoreIndex {
       if (filter.limit !== undefined && out.length >= filter.limit) break;
     }
     return out;
+  }
+
+  query(q: TaskQuery): Promise<QueryPage> {
+    return queryTasksSql(this.db, q);
   }
 
   revalidateAll(): number {

@@ -21,6 +21,7 @@ import { migrate, type MigrateResult } from './migrate.js';
 import { PgArtifacts } from './pg-artifacts.js';
 import { eventParams, eventsCte, PgEventLog, startedDraft, stepStartOf } from './pg-events.js';
 import { PgIndex } from './pg-index.js';
+import { fillSearch } from './pg-query.js';
 import { PgTasks } from './pg-tasks.js';
 import { PgWorkspaces } from './pg-workspaces.js';
 import { PgSchedules } from './pg-schedules.js';
@@ -77,6 +78,7 @@ export class PgStore implements Store {
     }
     try {
       this.migration = await migrate(client, this.target.schema);
+      await fillSearch(this.db);
     } catch (err) {
       throw err instanceof AtlasError ? err : pgError('apply migrations', this.target, err);
     } finally {

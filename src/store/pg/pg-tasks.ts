@@ -16,6 +16,7 @@ import { idSortKey } from '../task-ids.js';
 import { cursorOf, deriveEvents, type Cursor, type EventDraft } from '../../events/event.js';
 import type { Db } from './db.js';
 import { eventParams, eventsCte, startedDraft } from './pg-events.js';
+import { queryColumns } from './pg-query.js';
 
 interface Row {
   id: string;
@@ -126,15 +127,15 @@ export class PgTasks implements StoreTasks {
       const r = await this.db.query<{ n: string }>(
         'create a task',
         `WITH up AS (
-           INSERT INTO tasks (id, workspace, sort_key, status, template, priority, created_at, revision, data, summary, environment, ev_t, ev_r)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $11, $12, $13) ON CONFLICT (id) DO NOTHING RETURNING id),
+           INSERT INTO tasks (id, workspace, sort_key, status, template, priority, created_at, revision, data, summary, environment, ev_t, ev_r, labels, search)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $11, $12, $13, $20::jsonb, $21) ON CONFLICT (id) DO NOTHING RETURNING id),
          cur AS (SELECT 0 AS ev_t, 0 AS ev_r),
          lg AS (INSERT INTO task_logs (task_id, record) SELECT up.id, l.r FROM up, unnest($10::text[]) WITH ORDINALITY AS l(r, n) ORDER BY l.n),
          ${eventsCte(14)}
          SELECT count(*) AS n FROM up`,
         [
           task.id, task.workspace, idSortKey(task.id), task.status, task.template, task.priority, task.created_at, encodeTask(task), JSON.stringify(summarize(task)), lines,
-          options.environment ? JSON.stringify(options.environment) : null, c.t, c.r, task.workspace, ...eventParams(drafts),
+          options.environment ? JSON.stringify(options.environment) : null, c.t, c.r, task.workspace, ...eventParams(drafts), ...queryColumns(task),
         ],
       );
       created = Number(r.rows[0]?.n ?? 0);
@@ -161,9 +162,9 @@ export class PgTasks implements StoreTasks {
     await this.db.tx('create a batch of tasks', async (c) => {
       for (const { task, environment } of entries) {
         const r = await c.query(
-          `INSERT INTO tasks (id, workspace, sort_key, status, template, priority, created_at, revision, data, summary, environment)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10) ON CONFLICT (id) DO NOTHING`,
-          [task.id, task.workspace, idSortKey(task.id), task.status, task.template, task.priority, task.created_at, encodeTask(task), JSON.stringify(summarize(task)), environment ? JSON.stringify(environment) : null],
+          `INSERT INTO tasks (id, workspace, sort_key, status, template, priority, created_at, revision, data, summary, environment, labels, search)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10, $11::jsonb, $12) ON CONFLICT (id) DO NOTHING`,
+          [task.id, task.workspace, idSortKey(task.id), task.status, task.template, task.priority, task.created_at, encodeTask(task), JSON.stringify(summarize(task)), environment ? JSON.stringify(environment) : null, ...queryColumns(task)],
         );
         if (r.rowCount !== 1) throw new AtlasError('already_exists', `task ${task.id} already exists`, { details: { id: task.id } });
       }
@@ -197,7 +198,7 @@ export class PgTasks implements StoreTasks {
     const starts = this.db.takeStarts(task.id);
     const drafts = this.eventsOf(next, expected, starts);
     const c = cursorOf(next);
-    const fence = this.db.fence(task.id, 17);
+    const fence = this.db.fence(task.id, 19);
     // A durable wait that let go of the task: no daemon claims it before its deadline.
     const step = next.steps[next.current_step];
     const wake = next.status === 'running' && step?.status === 'running' && step.parked_until ? step.parked_until : null;
@@ -208,12 +209,12 @@ export class PgTasks implements StoreTasks {
         `WITH cur AS (SELECT ev_t, ev_r FROM tasks WHERE id = $1),
          up AS (
            UPDATE tasks SET data = $2, prev = data, summary = $3, status = $4, revision = $5 + 1, priority = $6,
-                  change_seq = nextval('change_seq'), ev_t = $8, ev_r = $9, wake_at = $16
+                  change_seq = nextval('change_seq'), ev_t = $8, ev_r = $9, wake_at = $16, labels = $17::jsonb, search = $18
            WHERE id = $1 AND revision = $5 AND ${fence.sql} RETURNING id),
          lg AS (INSERT INTO task_logs (task_id, record) SELECT up.id, l.r FROM up, unnest($7::text[]) WITH ORDINALITY AS l(r, n) ORDER BY l.n),
          ${eventsCte(10)}
          SELECT count(*) AS n FROM up`,
-        [task.id, encodeTask(next), JSON.stringify(summarize(next)), next.status, expected, next.priority, lines, c.t, c.r, task.workspace, ...eventParams(drafts), wake, ...fence.params],
+        [task.id, encodeTask(next), JSON.stringify(summarize(next)), next.status, expected, next.priority, lines, c.t, c.r, task.workspace, ...eventParams(drafts), wake, ...queryColumns(next), ...fence.params],
       );
       updated = Number(r.rows[0]?.n ?? 0);
     } catch (err) {
