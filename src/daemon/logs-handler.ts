@@ -1,6 +1,7 @@
 // task.logs: a page of a task's log read from the file by offset (never the whole log at
 // once, never synchronously), and with `follow` the rest of the history and then the live
-// records, in file order, at the pace the client reads them.
+// records, in file order, at the pace the client reads them. On a shared store the records
+// are followed in the database (logs-follow.ts), wherever the task runs.
 import { AtlasError } from '../errors.js';
 import type { Engine } from '../engine/engine.js';
 import type { LogsResult, NotificationMethod, NotificationParams, ParamsOf } from '../protocol/methods.js';
@@ -9,6 +10,8 @@ import { assertTaskId } from '../store/names.js';
 import { summarize, type TaskRecord, type TaskStatus } from '../store/records.js';
 import type { LogRecord } from '../store/task-log.js';
 import { closest } from '../util/distance.js';
+import { PgStore } from '../store/pg/pg-store.js';
+import { followInDatabase } from './logs-follow.js';
 import type { Connection } from './rpc-server.js';
 
 const SETTLED = (s: TaskStatus) => s !== 'pending' && s !== 'running';
@@ -40,8 +43,10 @@ export async function taskLogs(engine: Engine, p: ParamsOf<'task.logs'>, conn: C
     next_offset: next,
     more,
   });
-  if (!p.follow) {
+  if (!p.follow || engine.store instanceof PgStore) {
     const first = await page(p.offset ?? 0, undefined, p.tail);
+    // A shared store: the task may run on another daemon; its records are followed in the database.
+    if (p.follow && engine.store instanceof PgStore) followInDatabase(engine, engine.store, task, first.next, wanted, conn);
     return reply(first.records, first.skipped, first.next, first.more);
   }
 

@@ -152,7 +152,9 @@ export class PgStore implements Store {
       const drafts = starts.map((s) => startedDraft(id, ws, s.record, s.start.at));
       r = await this.db.query<{ n: string }>(
         'append to a task log',
-        `WITH up AS (SELECT id FROM tasks WHERE id = $1 AND ${fence.sql}),
+        // FOR UPDATE: every write of a task's log rows holds the task's row (a checkpoint updates
+        // it), so its rows commit in `seq` order and a follower reading by `seq` misses none.
+        `WITH up AS (SELECT id FROM tasks WHERE id = $1 AND ${fence.sql} FOR UPDATE),
          cur AS (SELECT 0 AS ev_t, 0 AS ev_r),
          lg AS (INSERT INTO task_logs (task_id, record) SELECT up.id, l.r FROM up, unnest($2::text[]) WITH ORDINALITY AS l(r, n) ORDER BY l.n),
          ${eventsCte(3)}
@@ -176,9 +178,14 @@ export class PgStore implements Store {
     return this.readLogAfter(id, 0, filter);
   }
 
-  /** Records after log position `after` (a `seq`), each with its position. */
-  async readLogAfter(id: string, after: number, filter?: (r: LogRecord) => boolean): Promise<ReadLogResult & { last: number }> {
-    const r = await this.db.query<{ seq: string; record: string }>('read a task log', 'SELECT seq, record FROM task_logs WHERE task_id = $1 AND seq > $2 ORDER BY seq', [id, after]);
+  /** Records after log position `after` (a `seq`, the order key: a task's rows commit in that
+   *  order), at most `limit` rows; `last` is the seq of the last row read, `rows` how many. */
+  async readLogAfter(id: string, after: number, filter?: (r: LogRecord) => boolean, limit?: number): Promise<ReadLogResult & { last: number; rows: number }> {
+    const r = await this.db.query<{ seq: string; record: string }>(
+      'read a task log',
+      `SELECT seq, record FROM task_logs WHERE task_id = $1 AND seq > $2 ORDER BY seq${limit !== undefined ? ' LIMIT $3' : ''}`,
+      limit !== undefined ? [id, after, limit] : [id, after],
+    );
     const records: LogRecord[] = [];
     const skipped: number[] = [];
     let last = after;
@@ -188,7 +195,18 @@ export class PgStore implements Store {
       if (!rec) skipped.push(last);
       else if (!filter || filter(rec)) records.push(rec);
     }
-    return { records, skipped, last };
+    return { records, skipped, last, rows: r.rows.length };
+  }
+
+  /** The seq of the `ordinal`-th record of a task's log (the position readLogPage calls `ordinal`), 0 for none. */
+  async logSeqAt(id: string, ordinal: number): Promise<number> {
+    if (ordinal <= 0) return 0;
+    const r = await this.db.query<{ seq: string }>(
+      'read a task log',
+      `SELECT coalesce((SELECT seq FROM task_logs WHERE task_id = $1 ORDER BY seq OFFSET $2 LIMIT 1), (SELECT max(seq) FROM task_logs WHERE task_id = $1), 0) AS seq`,
+      [id, ordinal - 1],
+    );
+    return Number(r.rows[0]?.seq ?? 0);
   }
 
   /** A page of a task's log; positions are record ordinals (0 = the first record). */
