@@ -14,6 +14,7 @@ import { registerWebhookCommands } from './webhook-cmd.js';
 import { registerScheduleCommands } from './schedule-cmd.js';
 import { registerMcpCommand } from './mcp-cmd.js';
 import { registerHistoryCommands } from './history-cmd.js';
+import { registerMemoryCommands } from './memory-cmd.js';
 import { registerCompletionCommand } from './completion-cmd.js';
 import { EXIT, c } from './output.js';
 import { registerTaskCommands } from './task-cmd.js';
@@ -50,6 +51,7 @@ export function buildCli(argv: string[]): Argv {
   cli = registerScheduleCommands(cli);
   cli = registerMcpCommand(cli);
   cli = registerHistoryCommands(cli);
+  cli = registerMemoryCommands(cli);
   return cli;
 }
 

@@ -58,4 +58,5 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   restore: { options: ['force'], args: ['file'] },
   prune: { options: ['older-than', 'status', 'workspace', 'w', 'dry-run', 'delete', 'force'], args: [], values: { workspace: 'workspace', w: 'workspace', status: TASK_STATUS_WORDS.filter((w) => !['pending', 'running', 'awaiting_approval'].includes(w)) } },
   unarchive: { options: [], args: ['none'] },
+  memory: { options: ['workspace', 'w', 'kind'], args: [['add', 'list', 'search', 'remove'], 'none'], values: { workspace: 'workspace', w: 'workspace', kind: ['decision', 'note', 'pattern'] } },
 };

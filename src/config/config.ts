@@ -30,6 +30,7 @@ const configSchema = z
     workspaces: z.array(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'expected workspace names')).optional(),
     webhooks: z.array(webhookSchema).max(100).optional(),
     retention: retentionSchema.optional(),
+    memory: z.object({ max_bytes: z.union([z.number().int().min(0), z.string()]).optional() }).strict().optional(),
     daemon_log: z.object({ max_size: z.union([z.number().int().min(4096), z.string()]).optional(), keep: z.number().int().min(1).max(100).optional() }).strict().optional(),
   })
   .strict();
@@ -68,6 +69,8 @@ export interface Config {
   retention: RetentionConfig | null;
   /** logs/daemon.log rotates past max_bytes, keeping `keep` compressed generations. */
   daemon_log: { max_bytes: number; keep: number };
+  /** Workspace memory given to ai steps: at most max_bytes of entries, newest first. */
+  memory: { max_bytes: number };
 }
 
 export interface HttpConfig {
@@ -93,6 +96,7 @@ export const DEFAULT_CONFIG: Config = {
   webhooks: [],
   retention: null,
   daemon_log: { max_bytes: 10 * 1024 * 1024, keep: 5 },
+  memory: { max_bytes: 16 * 1024 },
 };
 
 export function retryPolicy(spec: { max: number; backoff?: string | number | undefined; max_backoff?: string | number | undefined } | undefined, fallback: RetryPolicy): RetryPolicy {
@@ -149,6 +153,7 @@ export function parseConfig(text: string, file: string): Config {
     webhooks: parseWebhooks(c.webhooks ?? [], file),
     retention: c.retention ? parseRetention(c.retention) : null,
     daemon_log: daemonLog(c.daemon_log, file),
+    memory: memoryConfig(c.memory, file),
   };
 }
 
@@ -156,6 +161,12 @@ function daemonLog(d: { max_size?: number | string | undefined; keep?: number | 
   const max = d?.max_size !== undefined ? parseSize(d.max_size) : DEFAULT_CONFIG.daemon_log.max_bytes;
   if (max === undefined || max < 4096) throw new AtlasError('config_invalid', `${file}: daemon_log.max_size: expected a size of at least 4kb such as '10mb'`);
   return { max_bytes: max, keep: d?.keep ?? DEFAULT_CONFIG.daemon_log.keep };
+}
+
+function memoryConfig(m: { max_bytes?: number | string | undefined } | undefined, file: string): Config['memory'] {
+  const max = m?.max_bytes !== undefined ? parseSize(m.max_bytes) : DEFAULT_CONFIG.memory.max_bytes;
+  if (max === undefined || max > 1024 * 1024) throw new AtlasError('config_invalid', `${file}: memory.max_bytes: expected a size of at most 1mb such as '16kb' (0 gives ai steps no memory)`);
+  return { max_bytes: max };
 }
 
 /**

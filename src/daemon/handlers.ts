@@ -27,6 +27,7 @@ import { listEvents, subscribeEvents } from './event-stream.js';
 import { History, historyHandlers, withArchive } from './history-handlers.js';
 import type { Schedules } from '../engine/schedules.js';
 import { scheduleHandlers } from './schedule-handlers.js';
+import { memoryHandlers } from './memory-handlers.js';
 
 export interface DaemonInfo {
   home: string;
@@ -191,6 +192,7 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
     },
     ...historyHandlers(engine, history),
     ...scheduleHandlers(info.schedules),
+    ...memoryHandlers(engine),
   });
 }
 

@@ -4,7 +4,7 @@
 import type { Config } from '../config/config.js';
 
 /** Settings that apply without a restart. */
-export const LIVE: ReadonlyArray<keyof Config> = ['max_concurrent_tasks', 'ai_command', 'step_timeout_ms', 'retries', 'output_cap', 'kill_grace_ms', 'log_level', 'cluster_max_concurrent_tasks', 'retention'];
+export const LIVE: ReadonlyArray<keyof Config> = ['max_concurrent_tasks', 'ai_command', 'step_timeout_ms', 'retries', 'output_cap', 'kill_grace_ms', 'log_level', 'cluster_max_concurrent_tasks', 'retention', 'memory'];
 
 export interface ReloadResult {
   /** Config keys whose value changed. */

@@ -364,6 +364,7 @@ function makeContext(
     remainingMs: () => (timeoutMs === null ? null : Math.max(0, timeoutMs - (performance.now() - startedAt))),
     config: rc.config,
     artifacts: rc.store.artifacts(task.workspace, task.id),
+    memory: { list: () => rc.store.memory.list(task.workspace), add: (e) => rc.store.memory.add(task.workspace, e) },
     output,
     async recordProcess(proc) {
       step.process = proc;

@@ -25,6 +25,7 @@ import type { Template } from '../templates/schema.js';
 import type { DaemonRow } from '../store/pg/cluster-sql.js';
 import type { BackupResult } from '../daemon/backup-handler.js';
 import type { PruneResult } from '../engine/prune.js';
+import type { MemoryEntry } from '../store/memory.js';
 
 /** A phantom marker carrying a method's result type (it holds no value at run time). */
 export interface Returns<R> {
@@ -278,6 +279,11 @@ export const METHODS = {
   },
   /** Brings an archived task back among the live ones. */
   'task.unarchive': { params: taskId, result: returns<TaskRecord>() },
+  /** Workspace memory (DESIGN §14); sizes and kinds are checked by the daemon, with the reason. */
+  'memory.add': { params: z.object({ workspace: name, text: z.string().max(1024 * 1024), kind: z.string().max(100).optional() }).strict(), result: returns<MemoryEntry>() },
+  'memory.list': { params: z.object({ workspace: name }).strict(), result: returns<MemoryEntry[]>() },
+  'memory.search': { params: z.object({ workspace: name, query: z.string().max(1000) }).strict(), result: returns<MemoryEntry[]>() },
+  'memory.remove': { params: z.object({ workspace: name, id: z.string().min(1).max(100) }).strict(), result: returns<MemoryEntry>() },
 } as const satisfies Record<string, MethodSpec>;
 
 export type Method = keyof typeof METHODS;

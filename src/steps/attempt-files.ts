@@ -15,6 +15,9 @@ export interface AttemptFiles {
   out: string;
   err: string;
   status(command: number): string;
+  /** An ai step's memory (ATLAS_MEMORY_FILE) and what it adds to it (ATLAS_MEMORY_OUT). */
+  memory: string;
+  memoryOut: string;
 }
 
 export function attemptFiles(taskDir: string, stepIndex: number, attempt: number): AttemptFiles {
@@ -24,7 +27,7 @@ export function attemptFiles(taskDir: string, stepIndex: number, attempt: number
 
 export function filesAt(taskDir: string, base: string): AttemptFiles {
   const abs = path.join(taskDir, base);
-  return { base, out: `${abs}.out`, err: `${abs}.err`, status: (n) => `${abs}.${n}.status` };
+  return { base, out: `${abs}.out`, err: `${abs}.err`, status: (n) => `${abs}.${n}.status`, memory: `${abs}.memory.md`, memoryOut: `${abs}.memory-out.jsonl` };
 }
 
 export interface StatusRecord {

@@ -1,6 +1,7 @@
 // The one small interface every step type implements. The engine owns state, checkpoints
 // and retries; an executor only does its step's work and says how it went.
 import type { Config } from '../config/config.js';
+import type { StepMemory } from '../engine/memory.js';
 import type { StoreArtifacts } from '../store/store.js';
 import type { StepProcess, TaskRecord, TaskStatus } from '../store/records.js';
 import type { StepSpec } from '../templates/schema.js';
@@ -43,6 +44,8 @@ export interface StepContext {
   remainingMs(): number | null;
   config: Config;
   artifacts: StoreArtifacts;
+  /** The task's workspace memory (given to ai steps). */
+  memory: StepMemory;
   output: OutputSink;
   /** Persists a spawned process (attempt, pid, pgid, start time) before it is let run. */
   recordProcess(proc: StepProcess): Promise<void>;

@@ -35,7 +35,7 @@ import { readTgz, TgzWriter, type Manifest } from './tgz.js';
 export const BACKUP_FORMAT = 'atlas-backup';
 
 /** Top-level directories copied whole (after the tasks, except events, which go first). */
-const WHOLE_DIRS = ['templates', 'webhooks', 'schedules', 'quarantine', 'memory', 'archive'];
+const WHOLE_DIRS = ['templates', 'webhooks', 'schedules', 'quarantine', 'archive'];
 /** Top-level files copied when present. */
 const TOP_FILES = ['config.yaml'];
 
@@ -75,6 +75,9 @@ export async function writeBackup(paths: HomePaths, writer: TgzWriter, options: 
   for (const ws of workspaces) {
     const rec = await readOrUndefined(paths.workspaceFile(ws));
     if (rec) await add(`workspaces/${ws}/workspace.json`, rec);
+    // Append-only: a copy taken during an append ends at most in a torn line, which readers skip.
+    const memory = await readOrUndefined(paths.memoryFile(ws));
+    if (memory) await add(`workspaces/${ws}/memory.jsonl`, memory);
     let ids: string[] = [];
     try {
       ids = (await fsp.readdir(paths.tasksDir(ws))).filter(isValidTaskId).sort();

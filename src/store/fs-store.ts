@@ -15,6 +15,7 @@ import { TaskLogs, readLog, readLogSync, type LogRecord, type ReadLogResult } fr
 import { TaskStore } from './task-store.js';
 import { WorkspaceStore } from './workspace-store.js';
 import { FsSchedules } from './schedule-store.js';
+import { FsMemory } from './memory.js';
 
 export interface StoreOptions {
   warn?: Warn;
@@ -28,12 +29,14 @@ export class FsStore implements Store {
   readonly workspaces: WorkspaceStore;
   readonly logs: TaskLogs;
   readonly schedules: FsSchedules;
+  readonly memory: FsMemory;
 
   constructor(home: string, options: StoreOptions = {}) {
     this.paths = new HomePaths(home);
     this.tasks = new TaskStore(this.paths, options.warn ? { warn: options.warn } : {});
     this.workspaces = new WorkspaceStore(this.paths);
     this.schedules = new FsSchedules(this.paths);
+    this.memory = new FsMemory(this.paths);
     this.logs = new TaskLogs(options.maxOpenLogs !== undefined ? { maxOpen: options.maxOpenLogs } : {});
   }
 

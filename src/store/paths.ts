@@ -35,6 +35,8 @@ export class HomePaths {
   worktree(ws: string): string { return path.join(this.worktreesDir, assertName('workspace', ws)); }
   workspaceDir(ws: string): string { return path.join(this.workspacesDir, assertName('workspace', ws)); }
   workspaceFile(ws: string): string { return path.join(this.workspaceDir(ws), 'workspace.json'); }
+  /** The workspace's memory journal (memory.ts). */
+  memoryFile(ws: string): string { return path.join(this.workspaceDir(ws), 'memory.jsonl'); }
   tasksDir(ws: string): string { return path.join(this.workspaceDir(ws), 'tasks'); }
   taskDir(ws: string, id: string): string { return path.join(this.tasksDir(ws), assertTaskId(id)); }
   taskFile(ws: string, id: string): string { return path.join(this.taskDir(ws, id), 'task.json'); }

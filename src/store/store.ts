@@ -24,6 +24,7 @@ import type { LogRecord, ReadLogResult } from './task-log.js';
 import type { IndexScan } from './task-index.js';
 import type { QueryPage, TaskQuery } from './task-query.js';
 import type { StoreSchedules } from './schedules.js';
+import type { StoreMemory } from './memory.js';
 
 export type { LogRecord, ReadLogResult, IndexScan, RepairResult, LogPage, LogPageOptions, QueryPage, TaskQuery };
 
@@ -161,6 +162,8 @@ export interface Store {
   readonly workspaces: StoreWorkspaces;
   /** Schedules and their fires (schedules.ts has the exactly-once contract). */
   readonly schedules: StoreSchedules;
+  /** Workspace memory (memory.ts has the contract). */
+  readonly memory: StoreMemory;
   init(): Promise<void>;
   close(): Promise<void>;
   artifacts(workspace: string, id: string): StoreArtifacts;

@@ -25,6 +25,7 @@ import { fillSearch } from './pg-query.js';
 import { PgTasks } from './pg-tasks.js';
 import { PgWorkspaces } from './pg-workspaces.js';
 import { PgSchedules } from './pg-schedules.js';
+import { PgMemory } from './pg-memory.js';
 
 export interface PgStoreOptions {
   target: PgTarget;
@@ -45,6 +46,7 @@ export class PgStore implements Store {
   readonly tasks: PgTasks;
   readonly workspaces: PgWorkspaces;
   readonly schedules: PgSchedules;
+  readonly memory: PgMemory;
   readonly target: PgTarget;
   migration: MigrateResult | undefined;
   /** The events log opened last (poked after a log batch wrote step.started events). */
@@ -61,6 +63,7 @@ export class PgStore implements Store {
     this.tasks = new PgTasks(this.db, options.warn ?? (() => undefined));
     this.workspaces = new PgWorkspaces(this.db);
     this.schedules = new PgSchedules(this.db);
+    this.memory = new PgMemory(this.db);
     this.logFlushMs = options.logFlushMs ?? 100;
   }
 

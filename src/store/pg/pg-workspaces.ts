@@ -54,7 +54,10 @@ export class PgWorkspaces implements StoreWorkspaces {
     await this.get(name);
     await this.db.tx('remove a workspace', async (c) => {
       await c.query('DELETE FROM workspaces WHERE name = $1', [name]);
-      if (purge) await c.query('DELETE FROM tasks WHERE workspace = $1', [name]);
+      if (purge) {
+        await c.query('DELETE FROM tasks WHERE workspace = $1', [name]);
+        await c.query('DELETE FROM memory WHERE workspace = $1', [name]);
+      }
     });
   }
 }

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import type { Store } from '../../../src/store/store.js';
 import type { TaskRecord } from '../../../src/store/records.js';
 import { expectCode, makeTask } from '../helpers.js';
+import { runMemoryConformance } from './memory.js';
 
 export interface Backend {
   store: Store;
@@ -41,6 +42,7 @@ async function newTask(store: Store, ws: string, overrides: Partial<TaskRecord> 
 
 export function runConformance(name: string, factory: BackendFactory, options: { timeout?: number } = {}): void {
   const opts = { timeout: options.timeout ?? 60_000 };
+  runMemoryConformance(name, (fn) => withBackend(factory, fn), opts);
 
   test(`${name} store: workspaces are created, read, listed, refused twice and removed`, opts, () =>
     withBackend(factory, async ({ store }) => {
