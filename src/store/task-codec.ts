@@ -82,12 +82,115 @@ export function encodeTask(task: TaskRecord): string {
 // keep their encoded bytes between checkpoints (keyed by the element object), and a
 // checkpoint encodes only what changed, then hands the pieces to one writev. A cached piece
 // is reused only after a check that the element still equals, field for field and in key
-// order, the JSON it was encoded from (steps are changed in place while they run, and a
-// resume resets them), so the bytes are always exactly JSON.stringify(task) + '\n'.
+// order, a snapshot of what it was encoded from (steps are changed in place while they run,
+// and a resume resets them), so the bytes are always exactly JSON.stringify(task) + '\n'.
+//
+// What is left per element is that check, so it is kept cheap: a snapshot is compiled once
+// (keys and values in arrays, no allocation when checking), and runs of CHUNK elements that
+// are all unchanged reuse one joined buffer, so a 1,000-step task is a few dozen pieces for
+// writev rather than thousands.
 
 const CACHED_ARRAYS = new Set(['steps', 'step_results', 'transitions']);
-/** Per element: `,` + its JSON (the comma dropped for a first element), and the JSON parsed back. */
-const pieces = new WeakMap<object, { bytes: Buffer; json: unknown }>();
+const CHUNK = 64;
+
+/** What an object or array held when it was encoded: primitives as they were, nested values compiled. */
+class ObjectSnap {
+  constructor(
+    readonly keys: string[],
+    readonly values: unknown[],
+  ) {}
+}
+class ArraySnap {
+  constructor(readonly items: unknown[]) {}
+}
+
+/** Compiles parsed JSON (the encoding of an element read back) into a snapshot. */
+function compile(json: unknown): unknown {
+  if (typeof json !== 'object' || json === null) return json;
+  if (Array.isArray(json)) return new ArraySnap(json.map(compile));
+  const keys = Object.keys(json);
+  return new ObjectSnap(keys, keys.map((k) => compile((json as Record<string, unknown>)[k])));
+}
+
+/** True when `value` encodes to exactly the JSON the snapshot was compiled from. */
+function matches(value: unknown, snap: unknown): boolean {
+  if (typeof value !== 'object' || value === null) {
+    // JSON.stringify writes a non-finite number as null, so such a value never matches
+    // (it is encoded again, which is always right).
+    return value === snap && (typeof value !== 'number' || Number.isFinite(value));
+  }
+  if (Array.isArray(value)) {
+    if (!(snap instanceof ArraySnap) || value.length !== snap.items.length) return false;
+    for (let i = 0; i < value.length; i++) {
+      const v: unknown = value[i];
+      if (v === undefined || typeof v === 'function' || typeof v === 'symbol' ? snap.items[i] !== null : !matches(v, snap.items[i])) return false;
+    }
+    return true;
+  }
+  if (!(snap instanceof ObjectSnap) || typeof (value as { toJSON?: unknown }).toJSON === 'function') return false;
+  const { keys, values } = snap;
+  let i = 0;
+  for (const k in value) {
+    if (!Object.hasOwn(value, k)) return false;
+    const v = (value as Record<string, unknown>)[k];
+    if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
+    if (keys[i] !== k || !matches(v, values[i])) return false;
+    i++;
+  }
+  return i === keys.length;
+}
+
+interface Piece {
+  /** `,` + the element's JSON. */
+  bytes: Buffer;
+  snap: unknown;
+}
+/** Per element: its encoding and the snapshot it was encoded from. */
+const pieces = new WeakMap<object, Piece>();
+
+/** Per array: joined buffers of runs of CHUNK elements, with the pieces they were joined from. */
+interface Chunk {
+  parts: Piece[];
+  bytes: Buffer;
+}
+const chunks = new WeakMap<unknown[], Chunk[]>();
+
+/** The element's piece: the cached one when the element still matches it, else a new one. */
+function pieceOf(el: unknown): Piece {
+  if (typeof el !== 'object' || el === null) return { bytes: Buffer.from(`,${JSON.stringify(el) ?? 'null'}`, 'utf8'), snap: undefined };
+  const cached = pieces.get(el);
+  if (cached && matches(el, cached.snap)) return cached;
+  const encoded = JSON.stringify(el) ?? 'null';
+  const piece = { bytes: Buffer.from(`,${encoded}`, 'utf8'), snap: compile(JSON.parse(encoded)) };
+  pieces.set(el, piece);
+  return piece;
+}
+
+/** The elements of `value` (a JSON array's inside, no brackets) as buffers, chunk by chunk. */
+function encodeElements(value: unknown[], out: Buffer[]): void {
+  const previous = chunks.get(value);
+  const next: Chunk[] = [];
+  for (let start = 0, c = 0; start < value.length; start += CHUNK, c++) {
+    const end = Math.min(value.length, start + CHUNK);
+    const old = previous?.[c];
+    // The pieces are gathered only from the first one that differs from the old chunk's.
+    let parts: Piece[] | null = null;
+    for (let i = start; i < end; i++) {
+      const piece = pieceOf(value[i]);
+      if (parts === null) {
+        if (old !== undefined && old.parts[i - start] === piece) continue;
+        parts = old === undefined ? [] : old.parts.slice(0, i - start);
+      }
+      parts.push(piece);
+    }
+    if (parts === null && old!.parts.length !== end - start) parts = old!.parts.slice(0, end - start);
+    const chunk = parts === null ? old! : { parts, bytes: Buffer.concat(parts.map((p) => p.bytes)) };
+    next.push(chunk);
+    // The first element of the array carries no leading comma.
+    out.push(start === 0 ? chunk.bytes.subarray(1) : chunk.bytes);
+  }
+  chunks.set(value, next);
+}
 
 /** task.json as buffers to write one after another: the same bytes as encodeTask(task). */
 export function encodeTaskPieces(task: TaskRecord): Buffer[] {
@@ -98,51 +201,14 @@ export function encodeTaskPieces(task: TaskRecord): Buffer[] {
     if (value === undefined || typeof value === 'function' || typeof value === 'symbol') continue;
     text += `${first ? '' : ','}${JSON.stringify(key)}:`;
     first = false;
-    if (!CACHED_ARRAYS.has(key) || !Array.isArray(value)) {
+    if (!CACHED_ARRAYS.has(key) || !Array.isArray(value) || value.length === 0) {
       text += JSON.stringify(value) ?? 'null';
       continue;
     }
-    text += '[';
-    for (let i = 0; i < value.length; i++) {
-      const el: unknown = value[i];
-      if (typeof el !== 'object' || el === null) {
-        text += (i > 0 ? ',' : '') + (JSON.stringify(el) ?? 'null');
-        continue;
-      }
-      let piece = pieces.get(el);
-      if (!piece || !sameJson(el, piece.json)) {
-        const encoded = JSON.stringify(el) ?? 'null';
-        piece = { bytes: Buffer.from(`,${encoded}`, 'utf8'), json: JSON.parse(encoded) };
-        pieces.set(el, piece);
-      }
-      out.push(Buffer.from(text, 'utf8'));
-      text = '';
-      out.push(i > 0 ? piece.bytes : piece.bytes.subarray(1));
-    }
-    text += ']';
+    out.push(Buffer.from(`${text}[`, 'utf8'));
+    encodeElements(value, out);
+    text = ']';
   }
   out.push(Buffer.from(`${text}}\n`, 'utf8'));
-  return out.filter((b) => b.length > 0);
-}
-
-/** True when `value` encodes to exactly the JSON that parsed into `json` (same keys in the same order). */
-function sameJson(value: unknown, json: unknown): boolean {
-  if (value === json) return typeof value !== 'number' || Number.isFinite(value);
-  if (typeof value !== 'object' || value === null || typeof json !== 'object' || json === null) return false;
-  if (Array.isArray(value)) {
-    if (!Array.isArray(json) || value.length !== json.length) return false;
-    for (let i = 0; i < value.length; i++) if (!sameJson(value[i], json[i]) && !(value[i] === undefined && json[i] === null)) return false;
-    return true;
-  }
-  if (Array.isArray(json) || typeof (value as { toJSON?: unknown }).toJSON === 'function') return false;
-  const keys = Object.keys(json);
-  let i = 0;
-  for (const k in value) {
-    if (!Object.hasOwn(value, k)) return false;
-    const v = (value as Record<string, unknown>)[k];
-    if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
-    if (keys[i] !== k || !sameJson(v, (json as Record<string, unknown>)[k])) return false;
-    i++;
-  }
-  return i === keys.length;
+  return out;
 }

@@ -54,6 +54,29 @@ test('the pieces are the bytes of JSON.stringify through every kind of change be
   check('a step replaced');
 });
 
+test('a task of several hundred steps stays byte-exact as runs of unchanged steps are reused, grown, shrunk and changed', () => {
+  const t = makeTask('task-20260101-000001', 'ws', { steps: Array.from({ length: 200 }, (_, i) => step(i)) });
+  const check = (what: string) => assert.equal(joined(t), encodeTask(t), what);
+  check('first encoding');
+  assert.ok(encodeTaskPieces(t).length < 20, 'unchanged runs of steps are written as a few joined pieces, not one per step');
+  (t.steps[130]! as unknown as Record<string, unknown>)['status'] = 'completed';
+  check('a step in a middle run changed in place');
+  for (let i = 200; i < 300; i++) t.steps.push(step(i));
+  check('steps appended past a run boundary');
+  t.steps.length = 129;
+  check('cut back inside a run');
+  t.steps.splice(10, 0, step(1000));
+  check('a step inserted near the start (every later step moves)');
+  t.steps[0] = step(2000);
+  check('the first step (written without a comma) replaced');
+  for (let i = 0; i < 300; i++) t.step_results.push({ step_index: i, step_name: `s${i}`, attempt: 1, status: 'completed', started_at: 'a', completed_at: 'b', duration_ms: i, exit_code: 0, error: null, artifacts: [], files_changed: [] } as unknown as TaskRecord['step_results'][number]);
+  check('many results appended');
+  t.step_results[299]!.error = 'late';
+  check('the last result changed');
+  t.steps.length = 0;
+  check('no steps left');
+});
+
 test('a checkpoint of a long task written in pieces reads back as the task, revision by revision', async () => {
   const h = await tempHome();
   try {
