@@ -12,13 +12,13 @@
 // the endpoint until its URL changes in config.yaml. Memory is bounded: at most WINDOW pending
 // events are held; the rest stay in the log until there is room.
 import { EventEmitter } from 'node:events';
-import type http from 'node:http';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileDurable } from '../store/atomic.js';
 import { typeMatcher, type AtlasEvent } from '../events/event.js';
 import type { EventJournal } from '../events/journal.js';
-import { agentFor, attempt, type AttemptOutcome } from './send.js';
+import type { DeliveryThread } from './delivery-thread.js';
+import type { AttemptOutcome } from './send.js';
 import type { WebhookInfo } from './manager.js';
 import type { WebhookEndpoint } from './webhook-config.js';
 
@@ -84,7 +84,6 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
   private timer: NodeJS.Timeout | undefined;
   private persistTimer: NodeJS.Timeout | undefined;
   private persisting: Promise<void> = Promise.resolve();
-  private readonly agent: http.Agent;
   private readonly matches: (type: string) => boolean;
   private readonly file: string;
   private readonly onEvent = (batch: AtlasEvent[]) => this.take(batch);
@@ -92,11 +91,12 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
   constructor(
     readonly ep: WebhookEndpoint,
     private readonly journal: EventJournal,
+    private readonly thread: DeliveryThread,
     dir: string,
     private readonly warn: (msg: string) => void,
   ) {
     super();
-    this.agent = agentFor(ep);
+    thread.register(ep);
     this.matches = typeMatcher(ep.events);
     this.file = path.join(dir, `${ep.name}.json`);
   }
@@ -131,7 +131,6 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     clearTimeout(this.timer);
     clearTimeout(this.persistTimer);
     await this.persistNow();
-    this.agent.destroy();
   }
 
   info(): WebhookInfo {
@@ -250,13 +249,9 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
   private async send(e: Entry): Promise<void> {
     e.inflight = true;
     this.inflight++;
-    let o: AttemptOutcome;
-    try {
-      o = await attempt(this.ep, this.agent, e.event.id, JSON.stringify(e.event));
-    } finally {
-      e.inflight = false;
-      this.inflight--;
-    }
+    const o: AttemptOutcome = await this.thread.attempt(this.ep.name, e.event.id, JSON.stringify(e.event));
+    e.inflight = false;
+    this.inflight--;
     if (this.stopped) return;
     e.attempts++;
     const now = Date.now();

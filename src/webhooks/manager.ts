@@ -1,5 +1,5 @@
 // The daemon's webhooks: one dispatcher per configured endpoint (state under
-// $ATLAS_HOME/webhooks/), plus what `atlas webhook list | test | deliveries` asks for.
+// $ATLAS_HOME/webhooks/), all sending through one delivery thread, plus what `atlas webhook list | test | deliveries` asks for.
 import crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
@@ -7,7 +7,8 @@ import { AtlasError } from '../errors.js';
 import type { EventJournal } from '../events/journal.js';
 import { ensureDir } from '../store/atomic.js';
 import { Dispatcher, type Delivery, type DispatcherEvents } from './dispatcher.js';
-import { agentFor, attempt, type AttemptOutcome } from './send.js';
+import { DeliveryThread } from './delivery-thread.js';
+import type { AttemptOutcome } from './send.js';
 import type { WebhookEndpoint } from './webhook-config.js';
 
 export interface WebhookInfo {
@@ -28,6 +29,7 @@ export type WebhookTestResult = AttemptOutcome & { webhook: string; url: string;
 
 export class WebhookManager extends EventEmitter<DispatcherEvents> {
   private readonly dispatchers = new Map<string, Dispatcher>();
+  private readonly thread = new DeliveryThread();
   readonly dir: string;
 
   constructor(
@@ -44,7 +46,7 @@ export class WebhookManager extends EventEmitter<DispatcherEvents> {
     if (this.endpoints.length === 0) return;
     await ensureDir(this.dir);
     for (const ep of this.endpoints) {
-      const d = new Dispatcher(ep, this.journal, this.dir, this.warn);
+      const d = new Dispatcher(ep, this.journal, this.thread, this.dir, this.warn);
       d.on('attempt', (outcome, name) => this.emit('attempt', outcome, name));
       this.dispatchers.set(ep.name, d);
       await d.start();
@@ -53,6 +55,7 @@ export class WebhookManager extends EventEmitter<DispatcherEvents> {
 
   async stop(): Promise<void> {
     await Promise.all([...this.dispatchers.values()].map((d) => d.stop()));
+    await this.thread.close();
   }
 
   list(): WebhookInfo[] {
@@ -69,12 +72,7 @@ export class WebhookManager extends EventEmitter<DispatcherEvents> {
     const ep = this.get(name).ep;
     const id = `test.${crypto.randomBytes(8).toString('hex')}`;
     const event = { seq: 0, id, type: 'webhook.test', at: new Date().toISOString(), task_id: null, workspace: null, data: { message: 'a test event from atlas webhook test' } };
-    const agent = agentFor(ep);
-    try {
-      return { webhook: ep.name, url: ep.url, event_id: id, ...(await attempt(ep, agent, id, JSON.stringify(event))) };
-    } finally {
-      agent.destroy();
-    }
+    return { webhook: ep.name, url: ep.url, event_id: id, ...(await this.thread.attempt(ep.name, id, JSON.stringify(event))) };
   }
 
   private get(name: string): Dispatcher {

@@ -2,7 +2,8 @@
 // id, the receiver's idempotency key), webhook-timestamp (seconds) and webhook-signature
 // (`v1,` + base64 HMAC-SHA256 of `id.timestamp.body` under the secret's decoded key). The body
 // is the event as JSON. Each attempt has a timeout; the response body is read (bounded) and
-// dropped. The outcome says what the dispatcher should do next.
+// dropped. The outcome says what the dispatcher should do next. It runs in the delivery thread
+// (delivery-worker.ts), off the daemon's main thread.
 import crypto from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
@@ -31,12 +32,15 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
   return Number.isNaN(at) ? null : Math.max(0, at - now);
 }
 
-export function agentFor(ep: WebhookEndpoint): http.Agent {
+/** What an attempt needs of its endpoint (what crosses to the delivery thread). */
+export type SendTarget = Pick<WebhookEndpoint, 'name' | 'url' | 'key' | 'timeout_ms' | 'concurrency'>;
+
+export function agentFor(ep: Pick<SendTarget, 'url' | 'concurrency'>): http.Agent {
   const options = { keepAlive: true, maxSockets: ep.concurrency };
   return ep.url.startsWith('https:') ? new https.Agent(options) : new http.Agent(options);
 }
 
-export function attempt(ep: WebhookEndpoint, agent: http.Agent, id: string, body: string): Promise<AttemptOutcome> {
+export function attempt(ep: SendTarget, agent: http.Agent, id: string, body: string): Promise<AttemptOutcome> {
   const started = performance.now();
   const timestamp = Math.floor(Date.now() / 1000);
   const url = new URL(ep.url);

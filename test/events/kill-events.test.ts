@@ -5,6 +5,13 @@
 // every step result in every task.json its step.finished event exactly once (and one event per
 // transition), seqs 1..n without a gap, ids unique, each task's facts in order; the repair
 // must really have run; and `atlas events --since N --json` must print exactly what follows N.
+//
+// Races of the test itself (seen under load) are closed: each plain kill waits for two more
+// step results first (else a slow machine restarts daemons that finish no step); an armed
+// daemon may kill itself before it first answers a ping (its engine runs tasks before it
+// listens), which counts as a self-kill, not a failed start; and a task.json that says
+// "completed" is renamed into place before the runner writes that checkpoint's events, so the
+// log is read only once the last daemon has stopped.
 import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -13,7 +20,7 @@ import { test } from 'node:test';
 import type { AtlasEvent } from '../../src/events/event.js';
 import { factOf } from '../../src/events/event.js';
 import type { TaskRecord } from '../../src/store/records.js';
-import { call, cli, createWorkspaces, killHard, pidAlive, readTaskFiles, startTheDaemon, stopTheDaemon, waitFor, withSandbox, writeLineTemplate, type Sandbox } from '../recovery/harness.js';
+import { call, cli, createWorkspaces, killHard, pidAlive, readTaskFiles, spawnDaemonRun, startTheDaemon, stopTheDaemon, waitFor, withSandbox, writeLineTemplate, type Sandbox } from '../recovery/harness.js';
 
 const CRASHES = 21;
 
@@ -24,6 +31,10 @@ function readLog(sb: Sandbox): AtlasEvent[] {
     for (const line of fs.readFileSync(path.join(dir, f), 'utf8').split('\n')) if (line) out.push(JSON.parse(line) as AtlasEvent);
   }
   return out;
+}
+
+function stepResults(sb: Sandbox): number {
+  return readTaskFiles(sb).reduce((n, f) => n + (f.task?.step_results.length ?? 0), 0);
 }
 
 async function keepBusy(sb: Sandbox, tasks: Map<string, string>): Promise<void> {
@@ -40,6 +51,29 @@ async function keepBusy(sb: Sandbox, tasks: Map<string, string>): Promise<void> 
   }
 }
 
+/** Starts a daemon armed with the fault point; its pid, or undefined if it killed itself before it answered. */
+async function startArmed(sb: Sandbox): Promise<number | undefined> {
+  process.env['ATLAS_FAULT_KILL_BEFORE_EVENTS'] = '0.2';
+  let child;
+  try {
+    child = spawnDaemonRun(sb);
+  } finally {
+    delete process.env['ATLAS_FAULT_KILL_BEFORE_EVENTS'];
+  }
+  let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  child.once('exit', (code, signal) => (exit = { code, signal }));
+  const r = await waitFor<number | 'killed itself'>('the armed daemon to answer or kill itself', async () => {
+    if (exit?.signal === 'SIGKILL') return 'killed itself';
+    if (exit) throw new Error(`the armed daemon exited (${exit.code ?? exit.signal}): ${fs.readFileSync(path.join(sb.root, 'daemon-stderr.log'), 'utf8').slice(-2000)}`);
+    try {
+      return ((await call(sb, 'daemon.ping', {}, 1000)) as { pid: number }).pid;
+    } catch {
+      return false;
+    }
+  }, 30_000, 25);
+  return r === 'killed itself' ? undefined : r;
+}
+
 test('events under 21 kill -9s: every finished step has its step.finished once, seqs without gaps, --since replays exactly', { timeout: 300_000 }, async () => {
   await withSandbox({ workspaces: ['w1', 'w2', 'w3'] }, async (sb) => {
     writeLineTemplate(sb, 'ev', 8, { sleepSeconds: 0.01 });
@@ -52,27 +86,33 @@ test('events under 21 kill -9s: every finished step has its step.finished once, 
       if (i % 3 === 2) {
         // Armed: the daemon dies by its own hand between a checkpoint and its events.
         await killHard(pid);
-        process.env['ATLAS_FAULT_KILL_BEFORE_EVENTS'] = '0.2';
-        try {
-          pid = await startTheDaemon(sb);
-        } finally {
-          delete process.env['ATLAS_FAULT_KILL_BEFORE_EVENTS'];
-        }
-        await keepBusy(sb, tasks);
-        const armed = pid;
-        await waitFor('the armed daemon to kill itself', async () => {
-          if (!pidAlive(armed)) return true;
+        const armed = await startArmed(sb);
+        if (armed !== undefined) {
           await keepBusy(sb, tasks);
-          return false;
-        }, 60_000, 50);
+          await waitFor('the armed daemon to kill itself', async () => {
+            if (!pidAlive(armed)) return true;
+            await keepBusy(sb, tasks);
+            return false;
+          }, 60_000, 50);
+        }
         selfKills++;
       } else {
-        await sleep(20 + Math.random() * 300);
+        // Some progress before each kill (a loaded machine starts daemons slowly), then a random moment.
+        const before = stepResults(sb);
+        await waitFor('two more step results', async () => {
+          if (stepResults(sb) >= before + 2) return true;
+          await keepBusy(sb, tasks);
+          return false;
+        }, 60_000, 20);
+        await sleep(Math.random() * 300);
         await killHard(pid);
       }
       pid = await startTheDaemon(sb);
     }
     await waitFor('every task to finish', () => readTaskFiles(sb).every((f) => f.task && !['pending', 'running'].includes(f.task.status)), 90_000, 100);
+    // The last checkpoint's events are written just after its task.json: stop the daemon
+    // (it drains and closes the log) before the files are read.
+    await stopTheDaemon(sb, pid);
 
     const files = readTaskFiles(sb);
     assert.ok(files.every((f) => f.task), 'every task.json parses');
@@ -125,6 +165,7 @@ test('events under 21 kill -9s: every finished step has its step.finished once, 
     assert.match(daemonLog, /event\(s\) a crash had cut off/, 'the repair never had anything to do: the test proved nothing');
 
     // --since N replays exactly what follows N.
+    pid = await startTheDaemon(sb);
     for (const n of [0, Math.floor(events.length / 3), events.length - 5, events.length]) {
       const r = cli(sb, ['events', '--since', String(n), '--json']);
       assert.equal(r.status, 0, r.stderr);
