@@ -10,7 +10,8 @@ import path from 'node:path';
 import type { Argv } from 'yargs';
 import { AtlasError } from '../errors.js';
 import type { Notification } from '../protocol/methods.js';
-import { restoreBackup, stamp, verifyBackup } from '../store/backup.js';
+import { stamp, verifyBackup } from '../store/backup.js';
+import { restore } from '../store/restore.js';
 import { withClient, homeOf, type GlobalArgs } from './connect.js';
 import { PRUNABLE_STATUSES } from '../config/retention-config.js';
 import type { TaskStatus } from '../store/records.js';
@@ -89,7 +90,7 @@ export function registerHistoryCommands(cli: Argv): Argv {
     )
     .command(
       'restore <file>',
-      'restore a backup into an empty home (verified first); the daemon then resumes every unfinished task',
+      'restore a backup into an empty home, or a PostgreSQL backup into the empty database config.yaml names (verified first); daemons then resume every unfinished task',
       (y) =>
         y
           .positional('file', { type: 'string', demandOption: true, describe: 'a file made by atlas backup' })
@@ -97,12 +98,13 @@ export function registerHistoryCommands(cli: Argv): Argv {
       async (a) => {
         const args = a as unknown as Args;
         try {
-          const r = await restoreBackup(path.resolve(args.file!), homeOf(args), { force: args.force === true });
+          const r = await restore(path.resolve(args.file!), homeOf(args), { force: args.force === true });
           if (args.json) return printJson(r);
-          if (r.moved_aside) info(`atlas: the home that was there is now ${r.moved_aside}`);
+          if (r.moved_aside) info(`atlas: what was there before is now ${r.moved_aside}`);
+          const where = r.store === 'postgres' ? `schema ${r.schema} of ${r.server}` : r.home;
+          const start = r.store === 'postgres' ? "the daemons of that database resume every unfinished task when they start ('atlas daemon start')" : `the daemon resumes every unfinished task when it starts ('atlas --home ${r.home} daemon start')`;
           info(
-            `atlas: restored ${r.tasks} task(s) (${r.files} files, backup of ${r.backup_created_at}) into ${r.home}; ` +
-              `the daemon resumes every unfinished task when it starts ('atlas --home ${r.home} daemon start')` +
+            `atlas: restored ${r.tasks} task(s) (${r.store === 'postgres' ? `${r.rows} rows` : `${r.files} files`}, backup of ${r.backup_created_at}) into ${where}; ${start}` +
               (r.rerun.length ? `; ${r.rerun.length} step(s) that were running at backup time will run again` : ''),
           );
         } catch (err) {
@@ -117,7 +119,8 @@ async function verify(args: Args): Promise<void> {
   const m = await verifyBackup(path.resolve(args.file));
   const about = m.about ?? {};
   if (args.json) return printJson({ valid: true, file: path.resolve(args.file), created_at: m.created_at, entries: m.entries.length, about });
-  info(`atlas: ${args.file} is intact: ${m.entries.length} files, every checksum matches (${String(about['tasks'] ?? '?')} tasks, made ${m.created_at} from ${String(about['home'] ?? '?')})`);
+  const from = about['store'] === 'postgres' ? `the PostgreSQL store, schema ${String(about['schema'] ?? '?')} of ${String(about['server'] ?? '?')}` : String(about['home'] ?? '?');
+  info(`atlas: ${args.file} is intact: ${m.entries.length} files, every checksum matches (${String(about['tasks'] ?? '?')} tasks, made ${m.created_at} from ${from})`);
 }
 
 async function backup(args: Args): Promise<void> {
@@ -154,7 +157,7 @@ async function backup(args: Args): Promise<void> {
     fs.fsyncSync(dfd);
     fs.closeSync(dfd);
     if (args.json) return printJson({ file, ...r });
-    info(`atlas: backup written to ${file}: ${r.tasks} task(s), ${r.files} files, ${(r.bytes / 1024 / 1024).toFixed(1)} MiB, sha256 ${r.sha256}`);
+    info(`atlas: backup ${r.store === 'postgres' ? 'of the PostgreSQL store ' : ''}written to ${file}: ${r.tasks} task(s), ${r.files} files, ${(r.bytes / 1024 / 1024).toFixed(1)} MiB, sha256 ${r.sha256}`);
     if (r.unreadable.length) info(`atlas: ${r.unreadable.length} task(s) had an unreadable task.json and were copied as they are: ${r.unreadable.join(', ')}`);
   } finally {
     try {

@@ -1,4 +1,5 @@
-// backup.create: the daemon makes the snapshot (backup.ts) while it keeps running tasks, and
+// backup.create: the daemon makes the snapshot (backup.ts for a home, pg/pg-backup.ts for a
+// PostgreSQL store) while it keeps running tasks, and
 // streams the compressed bytes to the caller as `backup.chunk` notifications; the result, sent
 // last, carries the byte count and SHA-256 of the whole stream so the caller can tell a
 // complete copy from a cut one. The daemon writes nothing outside its home (DESIGN §5): the
@@ -11,6 +12,8 @@ import { NOTIFY } from '../protocol/methods.js';
 import { BACKUP_FORMAT, backupAbout, writeBackup } from '../store/backup.js';
 import { lockTaskDir } from '../store/task-lock.js';
 import { TgzWriter } from '../store/tgz.js';
+import { PgStore } from '../store/pg/pg-store.js';
+import { pgBackupAbout, writePgBackup } from '../store/pg/pg-backup.js';
 import type { Connection } from './rpc-server.js';
 
 export interface BackupResult {
@@ -27,11 +30,6 @@ const CHUNK = 256 * 1024;
 const MAX_BUFFERED = 4 * 1024 * 1024;
 
 export async function createBackup(engine: Engine, conn: Connection, busy: { backup?: boolean }): Promise<BackupResult> {
-  if (engine.store.kind !== 'fs') {
-    throw new AtlasError('not_allowed', 'atlas backup copies a home that keeps its tasks in files; with the PostgreSQL store, back up the database with pg_dump (the schema named by store_schema) and the home\'s config.yaml and templates/', {
-      details: { store: engine.store.kind },
-    });
-  }
   if (busy.backup) throw new AtlasError('not_allowed', 'a backup is already being made; wait for it to finish', { retryable: true });
   busy.backup = true;
   const paths = engine.store.paths;
@@ -65,24 +63,36 @@ export async function createBackup(engine: Engine, conn: Connection, busy: { bac
     await flush();
   })();
   try {
-    const active = new Set(engine.activeTaskIds);
-    const sum = await writeBackup(paths, writer, {
-      lockTask: async (ws, id) => {
-        if (active.has(id) || engine.activeTaskIds.includes(id)) return undefined;
-        try {
-          const lock = await lockTaskDir(paths.taskDir(ws, id), { waitMs: 2_000 });
-          return () => lock.release();
-        } catch (err) {
-          // A runner took it meanwhile: read it as a crash would leave it.
-          if (err instanceof AtlasError && err.code === 'locked') return undefined;
-          throw err;
-        }
-      },
-    });
-    const manifest = await writer.finish(backupAbout(paths, sum));
+    const store = engine.store;
+    let about: Record<string, unknown>;
+    let sum: { files: number; tasks: number; unreadable?: string[] };
+    if (store instanceof PgStore) {
+      // One snapshot of the database's atlas schema (pg-backup.ts).
+      const s = await writePgBackup(store.pool, store.target, writer);
+      sum = s;
+      about = pgBackupAbout(store.target, s);
+    } else {
+      const active = new Set(engine.activeTaskIds);
+      const s = await writeBackup(paths, writer, {
+        lockTask: async (ws, id) => {
+          if (active.has(id) || engine.activeTaskIds.includes(id)) return undefined;
+          try {
+            const lock = await lockTaskDir(paths.taskDir(ws, id), { waitMs: 2_000 });
+            return () => lock.release();
+          } catch (err) {
+            // A runner took it meanwhile: read it as a crash would leave it.
+            if (err instanceof AtlasError && err.code === 'locked') return undefined;
+            throw err;
+          }
+        },
+      });
+      sum = s;
+      about = backupAbout(paths, s);
+    }
+    const manifest = await writer.finish(about);
     await sending;
     if (stopped) throw new AtlasError('internal', 'the client went away before the backup was sent');
-    return { bytes, sha256: hash.digest('hex'), files: sum.files, tasks: sum.tasks, store: 'fs', created_at: manifest.created_at, unreadable: sum.unreadable };
+    return { bytes, sha256: hash.digest('hex'), files: sum.files, tasks: sum.tasks, store: store.kind, created_at: manifest.created_at, unreadable: sum.unreadable ?? [] };
   } catch (err) {
     writer.destroy();
     await sending.catch(() => undefined);

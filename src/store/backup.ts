@@ -171,7 +171,7 @@ export async function verifyBackup(file: string): Promise<Manifest> {
   return readTgz(stream, file, BACKUP_FORMAT);
 }
 
-function openForRead(file: string): fs.ReadStream {
+export function openForRead(file: string): fs.ReadStream {
   try {
     const fd = fs.openSync(file, 'r');
     return fs.createReadStream(file, { fd });
@@ -193,10 +193,13 @@ export interface RestoreResult {
 }
 
 /** Restores `file` into `home`, which must be empty or absent (or, with `force`, is moved aside first). */
-export async function restoreBackup(file: string, home: string, options: { force?: boolean } = {}): Promise<RestoreResult> {
+export async function restoreBackup(file: string, home: string, options: { force?: boolean; verified?: Manifest } = {}): Promise<RestoreResult> {
   const target = path.resolve(home);
   // Every checksum first: a damaged file changes nothing.
-  const manifest = await verifyBackup(file);
+  const manifest = options.verified ?? (await verifyBackup(file));
+  if (manifest.about?.['store'] === 'postgres') {
+    throw new AtlasError('invalid_input', `${file} is a backup of a PostgreSQL store, not of a home; name the database to restore it into with store: in config.yaml (or ATLAS_STORE_URL)`);
+  }
   let movedAside: string | null = null;
   const existing = await fsp.readdir(target).catch((err: unknown) => {
     if (errnoCode(err) === 'ENOENT') return undefined;
@@ -259,7 +262,7 @@ function daemonPid(text: string): number {
 
 /** A running step's process record belongs to the home the backup came from: dropped, so
  *  the restored daemon runs the step again instead of touching those processes. */
-function forgetProcesses(data: Buffer, onRerun: () => void): Buffer {
+export function forgetProcesses(data: Buffer, onRerun: () => void): Buffer {
   let task: { status?: string; steps?: Array<{ status?: string; process?: unknown }> };
   try {
     task = JSON.parse(data.toString('utf8')) as typeof task;
