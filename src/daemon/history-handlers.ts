@@ -10,7 +10,7 @@ import { AtlasError, isAtlasError } from '../errors.js';
 import type { Engine } from '../engine/engine.js';
 import { prune, pruneEvents } from '../engine/prune.js';
 import type { LogsResult } from '../protocol/methods.js';
-import { TaskArchive, type ArchivedTask } from '../store/archive.js';
+import type { ArchivedTask, TaskArchives } from '../store/archive-format.js';
 import { assertName, assertTaskId } from '../store/names.js';
 import type { LogRecord } from '../store/task-log.js';
 import { runQuery, type QueryPage, type TaskQuery } from '../store/task-query.js';
@@ -25,17 +25,18 @@ type HistoryMethods = 'backup.create' | 'task.prune' | 'task.unarchive';
 const FIRST_RUN_MS = Number(process.env['ATLAS_RETENTION_DELAY_MS'] ?? 60_000);
 
 export class History {
-  readonly archive: TaskArchive | undefined;
+  readonly archive: TaskArchives;
   readonly ready: Promise<void>;
   private timer: NodeJS.Timeout | undefined;
   private pruning: Promise<unknown> = Promise.resolve();
   readonly busy: { backup?: boolean } = {};
 
   constructor(private readonly engine: Engine) {
-    this.archive = engine.store.kind === 'fs' ? new TaskArchive(engine.store.paths) : undefined;
+    const archive = engine.store.openArchive();
+    this.archive = archive;
     this.ready = (async () => {
-      const r = await this.archive?.reconcile();
-      if (r && (r.archives_removed.length || r.leftovers_removed.length)) {
+      const r = await archive.reconcile();
+      if (r.archives_removed.length || r.leftovers_removed.length) {
         engine.log?.info({ archive_reconcile: r }, `archives: finished ${r.leftovers_removed.length} cut-off move(s), undid ${r.archives_removed.length}`);
       }
     })().catch((err: unknown) => engine.log?.error({ err: (err as Error).message }, `could not reconcile the archives: ${(err as Error).message}`));
@@ -78,7 +79,7 @@ export class History {
 
   /** The archived task `id`, or rethrows `notFound` when it is not archived either. */
   async archived(id: string, notFound: unknown): Promise<ArchivedTask> {
-    if (!this.archive || !isAtlasError(notFound, 'not_found')) throw notFound;
+    if (!isAtlasError(notFound, 'not_found')) throw notFound;
     await this.ready;
     if (!(await this.archive.has(assertTaskId(id)))) throw notFound;
     return this.archive.read(id);
@@ -86,7 +87,7 @@ export class History {
 
   async query(q: TaskQuery): Promise<QueryPage> {
     await this.ready;
-    const all = (await this.archive?.list()) ?? [];
+    const all = await this.archive.list();
     const ordered = all.map((summary) => ({ summary, key: idSortKey(summary.id) })).sort((a, b) => (a.key < b.key ? 1 : a.key > b.key ? -1 : 0));
     return runQuery(ordered, q);
   }
@@ -113,9 +114,10 @@ export function historyHandlers(engine: Engine, history: History): Pick<Handlers
     },
     'task.unarchive': async ({ id }) => {
       assertTaskId(id);
-      if (!history.archive) throw new AtlasError('not_allowed', 'there are no archives with the PostgreSQL store');
       return history.run(async () => {
-        const task = await history.archive!.unarchive(id);
+        const task = await history.archive.unarchive(id);
+        if (!history.archive.writesEvents) engine.events.moved('task.unarchived', task, new Date().toISOString());
+        await engine.events.store.flush().catch(() => undefined);
         const now = await engine.getTask(id);
         engine.index.put(now);
         engine.log?.info({ unarchived: id }, `unarchived task ${id}`);

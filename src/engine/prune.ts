@@ -1,17 +1,15 @@
 // `atlas prune` and `retention:` (DESIGN §14): finished tasks past their age are moved into
-// per-task archives (store/archive.ts), or with --delete removed. Never a task that runs or
-// waits: only the statuses in PRUNABLE_STATUSES are taken, a task a runner holds is skipped,
-// and each task is archived under its lock, re-read there, so an approve, a resume or a
-// delete racing the prune either happens first (and the task is skipped if it moved) or
-// waits for the move. A --delete prune is one purge for the destruction guard (refused past
+// per-task archives (store/archive-format.ts: files in the home, or rows of the database), or
+// with --delete removed. Never a task that runs or waits: only the statuses in
+// PRUNABLE_STATUSES are taken, a task a runner (or, on a shared store, any daemon) holds is
+// skipped, and each task is archived under its lock, re-read there, so an approve, a resume
+// or a delete racing the prune either happens first (and the task is skipped if it moved) or
+// waits for the move. Each archived task is a task.archived event. A --delete prune is one purge for the destruction guard (refused past
 // the limit without --force); every task it deletes is an event and a daemon.log line.
 import { AtlasError, isAtlasError } from '../errors.js';
 import { DEFAULT_PRUNE_STATUSES, PRUNABLE_STATUSES } from '../config/retention-config.js';
-import type { TaskArchive } from '../store/archive.js';
+import type { TaskArchives } from '../store/archive-format.js';
 import type { TaskStatus, TaskSummary } from '../store/records.js';
-import { lockTaskDir } from '../store/task-lock.js';
-import { decodeTask } from '../store/task-codec.js';
-import fsp from 'node:fs/promises';
 import { deleteAdmitted } from './deletion.js';
 import type { Engine } from './engine.js';
 
@@ -56,12 +54,9 @@ export function pruneCandidates(engine: Engine, o: PruneOptions, now = Date.now(
     .sort((a, b) => ageOf(a) - ageOf(b));
 }
 
-export async function prune(engine: Engine, archive: TaskArchive | undefined, o: PruneOptions): Promise<PruneResult> {
+export async function prune(engine: Engine, archive: TaskArchives, o: PruneOptions): Promise<PruneResult> {
   const started = performance.now();
   const del = o.delete === true;
-  if (!del && !archive) {
-    throw new AtlasError('not_allowed', 'archiving needs the filesystem store; with the PostgreSQL store use prune --delete (or keep the tasks)', { details: { store: engine.store.kind } });
-  }
   const candidates = pruneCandidates(engine, o);
   const result: PruneResult = { dry_run: o.dry_run === true, action: del ? 'delete' : 'archive', archived: [], deleted: [], skipped: [], archive_bytes: 0, events_segments_removed: 0, duration_ms: 0 };
   if (o.dry_run) {
@@ -82,7 +77,7 @@ export async function prune(engine: Engine, archive: TaskArchive | undefined, o:
         await deleteAdmitted(engine, t.id, 'prune --delete');
         result.deleted.push(t.id);
       } else {
-        const bytes = await archiveOne(engine, archive!, t, statuses);
+        const bytes = await archiveOne(engine, archive, t, statuses);
         if (bytes === undefined) result.skipped.push({ id: t.id, reason: 'it changed meanwhile' });
         else {
           result.archived.push(t.id);
@@ -97,27 +92,26 @@ export async function prune(engine: Engine, archive: TaskArchive | undefined, o:
     }
   }
   if (del && result.deleted.length === 0) giveBack?.();
+  // `atlas events` right after a prune shows its task.archived events.
+  if (result.archived.length) await engine.events.store.flush().catch(() => undefined);
   result.duration_ms = Math.round(performance.now() - started);
   engine.log?.info({ prune: { ...result, archived: result.archived.length, deleted: result.deleted.length } }, `prune: ${result.archived.length} archived, ${result.deleted.length} deleted, ${result.skipped.length} skipped`);
   return result;
 }
 
 /** Archives one task under its lock; undefined when it is no longer what was selected. */
-async function archiveOne(engine: Engine, archive: TaskArchive, t: TaskSummary, statuses: Set<TaskStatus>): Promise<number | undefined> {
-  const paths = engine.store.paths;
-  const lock = await lockTaskDir(paths.taskDir(t.workspace, t.id), { waitMs: 2_000 });
-  try {
-    if (engine.activeTaskIds.includes(t.id)) return undefined;
-    const task = decodeTask(await fsp.readFile(paths.taskFile(t.workspace, t.id), 'utf8'), paths.taskFile(t.workspace, t.id));
-    if (!statuses.has(task.status)) return undefined;
+async function archiveOne(engine: Engine, archive: TaskArchives, t: TaskSummary, statuses: Set<TaskStatus>): Promise<number | undefined> {
+  await engine.store.syncLog(t.workspace, t.id);
+  const s = await archive.archiveIf(t.workspace, t.id, (task) => {
+    if (engine.activeTaskIds.includes(t.id) || !statuses.has(task.status)) return false;
     engine.store.closeLog(t.workspace, t.id);
-    const bytes = await archive.archive(task);
-    engine.index.remove(t.id, t.workspace);
-    engine.emit('archived', t.id);
-    return bytes;
-  } finally {
-    await lock.release().catch(() => undefined);
-  }
+    return true;
+  });
+  if (!s) return undefined;
+  if (!archive.writesEvents) engine.events.moved('task.archived', s, s.archived_at, { archive_bytes: s.archive_bytes });
+  engine.index.remove(t.id, t.workspace);
+  engine.emit('archived', t.id);
+  return s.archive_bytes;
 }
 
 /** Removes whole events-log segments whose events are all older than `olderThanMs`. */

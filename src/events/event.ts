@@ -5,7 +5,8 @@
 //
 // Id shapes (task ids hold no '.'):  <task>.t<i>  <task>.t<i>.approval  <task>.t<i>.finished
 // (transitions[i]); <task>.r<i> (step_results[i]); <task>.s<step>.<attempt> (step.started,
-// live only); <task>.deleted.
+// live only); <task>.deleted; <task>.archived.<ms> and <task>.unarchived.<ms> (a task may be
+// archived and brought back more than once: the time of the move tells them apart).
 import type { StepResult, TaskRecord, TaskStatus } from '../store/records.js';
 import { TERMINAL_STATUSES } from '../store/records.js';
 
@@ -15,6 +16,8 @@ export const EVENT_TYPES = [
   'task.awaiting_approval',
   'task.finished',
   'task.deleted',
+  'task.archived',
+  'task.unarchived',
   'step.started',
   'step.finished',
 ] as const;
@@ -48,6 +51,12 @@ export interface StepStart {
   step_index: number;
   attempt: number;
   at: string;
+}
+
+/** The event of a task moved into the archive (atlas prune, retention:) or back out of it. */
+export function archiveEvent(type: 'task.archived' | 'task.unarchived', task: Pick<TaskRecord, 'id' | 'workspace' | 'status'>, at: string, data: Record<string, unknown> = {}): EventDraft {
+  const kind = type === 'task.archived' ? 'archived' : 'unarchived';
+  return { id: `${task.id}.${kind}.${Date.parse(at)}`, type, task_id: task.id, workspace: task.workspace, data: { status: task.status, ...data } };
 }
 
 /** What an event id says about the fact it reports: transition or result index. */

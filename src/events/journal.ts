@@ -8,7 +8,7 @@
 // transaction: record() then only asks it to announce them.
 import { EventEmitter } from 'node:events';
 import type { TaskRecord } from '../store/records.js';
-import { cursorOf, deriveEvents, type AtlasEvent, type Cursor, type EventDraft, type StepStart } from './event.js';
+import { archiveEvent, cursorOf, deriveEvents, type AtlasEvent, type Cursor, type EventDraft, type StepStart } from './event.js';
 import type { EventStore } from './event-log.js';
 
 export interface JournalEvents {
@@ -53,6 +53,11 @@ export class EventJournal extends EventEmitter<JournalEvents> {
 
   deleted(task: Pick<TaskRecord, 'id' | 'workspace' | 'status'>): void {
     this.append([{ id: `${task.id}.deleted`, type: 'task.deleted', task_id: task.id, workspace: task.workspace, data: { status: task.status } }], task.id);
+  }
+
+  /** A task moved into the archive or back (for a store whose archive does not write its own events). */
+  moved(type: 'task.archived' | 'task.unarchived', task: Pick<TaskRecord, 'id' | 'workspace' | 'status'>, at: string, data: Record<string, unknown> = {}): void {
+    this.append([archiveEvent(type, task, at, data)], task.id);
   }
 
   /** The change already stands in the checkpoint; an event that cannot be written is repaired at the next start. */

@@ -19,39 +19,24 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { AtlasError, errnoCode, storageError } from '../errors.js';
 import { faultPoint } from '../util/fault.js';
+import { ARCHIVE_FORMAT, notArchived, packArchive, unpackArchive, type ArchiveEntry, type ArchivedSummary, type ArchivedTask, type ReconcileReport, type TaskArchives } from './archive-format.js';
 import { DIR_MODE, FILE_MODE, ensureDir, fsyncDir, isTempFile, sweepTempFiles, writeFileDurable } from './atomic.js';
 import { isValidName, isValidTaskId } from './names.js';
 import type { HomePaths } from './paths.js';
-import { summarize, type TaskRecord, type TaskSummary } from './records.js';
+import { summarize, type TaskRecord } from './records.js';
 import { decodeTask } from './task-codec.js';
-import { readTgz, TgzWriter } from './tgz.js';
+import { lockTaskDir } from './task-lock.js';
+import { readTgz } from './tgz.js';
 
-export const ARCHIVE_FORMAT = 'atlas-task-archive';
-
-export interface ArchivedSummary extends TaskSummary {
-  archived_at: string;
-  archive_bytes: number;
-}
-
-/** An archived task, read whole: its checkpoint, log and artifacts. */
-export interface ArchivedTask {
-  task: TaskRecord;
-  summary: ArchivedSummary;
-  log: Buffer;
-  artifacts: Map<string, { data: Buffer; modified_at: string }>;
-}
+export type { ArchivedSummary, ArchivedTask, ReconcileReport } from './archive-format.js';
 
 interface Where {
   workspace: string;
   file: string;
 }
 
-export interface ReconcileReport {
-  archives_removed: string[];
-  leftovers_removed: string[];
-}
-
-export class TaskArchive {
+export class TaskArchive implements TaskArchives {
+  readonly writesEvents = false;
   /** id -> where its archive is; loaded on first use. */
   private where: Map<string, Where> | undefined;
   private readonly summaries = new Map<string, ArchivedSummary>();
@@ -160,6 +145,27 @@ export class TaskArchive {
     return out;
   }
 
+  /** Archives the task under its lock if `accept` agrees (see TaskArchives). */
+  async archiveIf(workspace: string, id: string, accept: (task: TaskRecord) => boolean): Promise<ArchivedSummary | undefined> {
+    const lock = await lockTaskDir(this.paths.taskDir(workspace, id), { waitMs: 2_000 });
+    try {
+      const file = this.paths.taskFile(workspace, id);
+      let text: string;
+      try {
+        text = await fsp.readFile(file, 'utf8');
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT') throw new AtlasError('not_found', `no task ${id}`, { details: { id } });
+        throw storageError('read', file, err);
+      }
+      const task = decodeTask(text, file);
+      if (!accept(task)) return undefined;
+      await this.archive(task);
+      return this.summaries.get(id);
+    } finally {
+      await lock.release().catch(() => undefined);
+    }
+  }
+
   /**
    * Archives a task (the caller holds its lock and checked it may be archived). Returns the
    * archive's size. Fault points `archive.written` (archive durable, task still live) and
@@ -168,15 +174,13 @@ export class TaskArchive {
   async archive(task: TaskRecord): Promise<number> {
     const { workspace: ws, id } = task;
     const dir = this.paths.taskDir(ws, id);
-    const writer = new TgzWriter(ARCHIVE_FORMAT);
-    const chunks: Buffer[] = [];
-    writer.output.on('data', (c: Buffer) => chunks.push(c));
+    const entries: ArchiveEntry[] = [];
     let task0: TaskRecord = task;
     for (const f of ['task.json', 'task.json.bak', 'env.json', 'task.log']) {
       const data = await readOr(path.join(dir, f));
       if (!data) continue;
       if (f === 'task.json') task0 = decodeTask(data.toString('utf8'), path.join(dir, f));
-      await writer.add(f, data);
+      entries.push({ name: f, data });
     }
     const artDir = this.paths.artifactsDir(ws, id);
     for (const n of (await readdirOr(artDir)).filter((n) => isValidName(n) && !isTempFile(n)).sort()) {
@@ -184,10 +188,9 @@ export class TaskArchive {
       const data = await readOr(file);
       if (!data) continue;
       const st = await fsp.stat(file).catch(() => undefined);
-      await writer.add(`artifacts/${n}`, data, st ? { mtime: st.mtime } : {});
+      entries.push({ name: `artifacts/${n}`, data, ...(st ? { mtime: st.mtime } : {}) });
     }
-    await writer.finish({ id, workspace: ws });
-    const body = Buffer.concat(chunks);
+    const body = await packArchive(entries, { id, workspace: ws });
     const file = this.fileFor(ws, id, task0.created_at);
     const summary: ArchivedSummary = { ...summarize(task0), archived_at: new Date().toISOString(), archive_bytes: body.length };
     await ensureDir(path.dirname(file));
@@ -216,16 +219,7 @@ export class TaskArchive {
     if (cached) return cached;
     const w = await this.locate(id);
     if (!w) throw new AtlasError('not_found', `no task ${id}, live or archived; 'atlas list' and 'atlas list --archived' show the tasks there are`, { details: { id } });
-    let task: TaskRecord | undefined;
-    let log: Buffer = Buffer.alloc(0);
-    const artifacts = new Map<string, { data: Buffer; modified_at: string }>();
-    const stream = fs.createReadStream(w.file);
-    const manifest = await readTgz(stream, w.file, ARCHIVE_FORMAT, (e) => {
-      if (e.name === 'task.json') task = decodeTask(e.data.toString('utf8'), `${w.file}:task.json`);
-      else if (e.name === 'task.log') log = e.data;
-      else if (e.name.startsWith('artifacts/')) artifacts.set(e.name.slice('artifacts/'.length), { data: e.data, modified_at: (e.mtime ?? new Date()).toISOString() });
-    });
-    if (!task) throw new AtlasError('corrupt', `the archive of ${id} (${w.file}) holds no task.json`, { details: { id, file: w.file } });
+    const { task, log, artifacts, manifest } = await unpackArchive(fs.createReadStream(w.file), w.file, id);
     const st = await fsp.stat(w.file);
     const summary = this.summaries.get(id) ?? { ...summarize(task), archived_at: manifest.created_at, archive_bytes: st.size };
     const out: ArchivedTask = { task, summary, log, artifacts };
@@ -237,7 +231,7 @@ export class TaskArchive {
   /** Brings an archived task back into its workspace's tasks/ (see the protocol above). */
   async unarchive(id: string): Promise<TaskRecord> {
     const w = await this.locate(id);
-    if (!w) throw new AtlasError('not_found', `task ${id} is not archived; 'atlas list --archived' shows the archived tasks`, { details: { id } });
+    if (!w) throw notArchived(id);
     const { task } = await this.read(id);
     const tasksDir = this.paths.tasksDir(w.workspace);
     const live = this.paths.taskDir(w.workspace, id);

@@ -3,6 +3,7 @@
 // the engine; they write through the interface.
 import fsp from 'node:fs/promises';
 import { storageError } from '../errors.js';
+import { TaskArchive } from './archive.js';
 import { ArtifactDir } from './artifacts.js';
 import { DIR_MODE, ensureDir } from './atomic.js';
 import { FsEventLog, type EventStore, type EventStoreOptions } from '../events/event-log.js';
@@ -55,6 +56,10 @@ export class FsStore implements Store {
 
   openIndex(): TaskIndex {
     return new TaskIndex(this.paths);
+  }
+
+  openArchive(): TaskArchive {
+    return new TaskArchive(this.paths);
   }
 
   openEvents(options: EventStoreOptions = {}): EventStore {

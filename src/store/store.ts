@@ -25,6 +25,7 @@ import type { IndexScan } from './task-index.js';
 import type { QueryPage, TaskQuery } from './task-query.js';
 import type { StoreSchedules } from './schedules.js';
 import type { StoreMemory } from './memory.js';
+import type { TaskArchives } from './archive-format.js';
 
 export type { LogRecord, ReadLogResult, IndexScan, RepairResult, LogPage, LogPageOptions, QueryPage, TaskQuery };
 
@@ -169,6 +170,8 @@ export interface Store {
   artifacts(workspace: string, id: string): StoreArtifacts;
   /** The task index; one per engine. */
   openIndex(): StoreIndex;
+  /** Archived tasks (archive-format.ts has the contract); one per daemon. */
+  openArchive(): TaskArchives;
   /** The events log (src/events/event-log.ts has the contract); one per engine. A backend
    *  with transactions may write a checkpoint's events in the checkpoint's own transaction. */
   openEvents(options?: EventStoreOptions): EventStore;

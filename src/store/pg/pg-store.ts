@@ -18,6 +18,7 @@ import { decodeTask } from '../task-codec.js';
 import { poolFor, pgError, type PgTarget } from './connect.js';
 import { Db } from './db.js';
 import { migrate, type MigrateResult } from './migrate.js';
+import { PgArchive } from './pg-archive.js';
 import { PgArtifacts } from './pg-artifacts.js';
 import { eventParams, eventsCte, PgEventLog, startedDraft, stepStartOf } from './pg-events.js';
 import { PgIndex } from './pg-index.js';
@@ -106,6 +107,11 @@ export class PgStore implements Store {
   openEvents(options: EventStoreOptions = {}): PgEventLog {
     this.events = new PgEventLog(this.db, options);
     return this.events;
+  }
+
+  /** Archived tasks in the database (the home may be wiped). */
+  openArchive(): PgArchive {
+    return new PgArchive(this.db, () => this.events?.poke());
   }
 
   openIndex(): PgIndex {
