@@ -243,7 +243,7 @@ async function schemaExists(c: pg.ClientBase, schema: string): Promise<boolean> 
 /** The data tables of the schema that hold rows (tasks, workspaces, ...). */
 async function dataIn(c: pg.ClientBase, schema: string): Promise<string[]> {
   const held: string[] = [];
-  for (const t of ['tasks', 'workspaces', 'schedules', 'memory', 'events']) {
+  for (const t of ['tasks', 'archived_tasks', 'workspaces', 'schedules', 'memory', 'events']) {
     const exists = (await c.query('SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2', [schema, t])).rowCount !== 0;
     if (!exists) continue;
     const n = Number((await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${quoteIdent(schema)}.${quoteIdent(t)}`)).rows[0]?.n ?? 0);
