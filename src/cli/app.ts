@@ -16,13 +16,14 @@ import { registerMcpCommand } from './mcp-cmd.js';
 import { registerHistoryCommands } from './history-cmd.js';
 import { registerMemoryCommands } from './memory-cmd.js';
 import { registerCompletionCommand } from './completion-cmd.js';
+import type { Cli } from './connect.js';
 import { EXIT, c } from './output.js';
 import { registerTaskCommands } from './task-cmd.js';
 import { registerTemplateCommands } from './template-cmd.js';
 import { registerWorkspaceCommands } from './workspace-cmd.js';
 
 export function buildCli(argv: string[]): Argv {
-  let cli: Argv = yargs(argv)
+  let cli: Cli = yargs(argv)
     .scriptName('atlas')
     .usage('$0 <command> [options]\n\nA crash-proof task engine: runs templates of steps in workspaces, checkpointing after every step.')
     .option('home', { type: 'string', describe: 'the atlas home (default $ATLAS_HOME or ~/.atlas)', global: true })

@@ -42,7 +42,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   delete: { options: ['force'], args: ['task'] },
   workspace: { options: ['path', 'repo', 'branch', 'purge', 'force'], args: [['create', 'list', 'show', 'remove'], 'workspace'] },
   template: { options: [], args: [['list', 'show', 'validate'], 'template'] },
-  daemon: { options: ['timeout', 'detach', 'quiet', 'print'], args: [['start', 'stop', 'restart', 'status', 'run', 'install-service']] },
+  daemon: { options: ['timeout', 'detach', 'quiet', 'print'], args: [['start', 'stop', 'restart', 'reload', 'status', 'run', 'install-service']] },
   doctor: { options: ['repair', 'clear-quarantine'], args: [] },
   dashboard: { options: ['listen', 'open'], args: [] },
   events: { options: ['since', 'type', 't', 'task', 'follow', 'f'], args: [], values: { task: 'task' } },

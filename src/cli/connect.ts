@@ -1,6 +1,7 @@
 // How a command reaches the daemon: connect, starting the daemon first when a command needs
 // it and none runs (said on stderr), and warn once when the daemon's version differs.
 import path from 'node:path';
+import type { Argv } from 'yargs';
 import { AtlasClient, isUntrusted, startDaemon } from '../client/client.js';
 import { AtlasError } from '../errors.js';
 import type { Notification } from '../protocol/methods.js';
@@ -12,6 +13,9 @@ export interface GlobalArgs {
   home?: string | undefined;
   json?: boolean | undefined;
 }
+
+/** The CLI as a command group sees it: the global options typed, so handlers need no casts. */
+export type Cli = Argv<GlobalArgs>;
 
 export function homeOf(args: GlobalArgs): string {
   return args.home ? path.resolve(args.home) : defaultHome();
@@ -52,11 +56,22 @@ export async function withClient<T>(args: GlobalArgs, fn: (c: AtlasClient) => Pr
   }
 }
 
+/** A yargs handler that runs `fn`; an error is printed with its exit code. The arguments' type
+ *  is the one the command's builder declares. */
+export function act<A>(fn: (args: A) => Promise<void> | void) {
+  return async (args: A): Promise<void> => {
+    try {
+      await fn(args);
+    } catch (err) {
+      fail(err);
+    }
+  };
+}
+
 /** A yargs handler that runs `fn` with a client: errors are printed with their exit code, and
  *  a number returned is the exit code. */
 export function clientCommand<A extends GlobalArgs>(fn: (args: A, client: AtlasClient) => Promise<number | void>) {
-  return async (a: unknown): Promise<void> => {
-    const args = a as A;
+  return async (args: A): Promise<void> => {
     let code: number | void = 0;
     try {
       code = await withClient(args, (client) => fn(args, client));

@@ -1,53 +1,69 @@
-// atlas daemon start | stop | status | run | install-service
+// atlas daemon start | stop | restart | reload | status | run | install-service: each a yargs
+// command with only its own options (`atlas daemon stop --help` shows --timeout and --detach).
+// `daemon status` in its plain form runs through the fast path (fast.ts) without yargs.
 import { setTimeout as sleep } from 'node:timers/promises';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Argv } from 'yargs';
+import type { Options } from 'yargs';
 import { AtlasClient, isPermissionDenied, startDaemon } from '../client/client.js';
 import { AtlasError } from '../errors.js';
 import { parseDuration } from '../templates/schema.js';
-import { homeOf, type GlobalArgs } from './connect.js';
-import { EXIT, duration, fail, info, printJson, table, warn } from './output.js';
+import { act, homeOf, type Cli, type GlobalArgs } from './connect.js';
+import { info, printJson, warn } from './output.js';
 import { installedUnit, serviceUnit } from './service-unit.js';
 import { daemonStatus as status } from './daemon-status.js';
-import type { RunningTask } from '../daemon/running-tasks.js';
 
-export function registerDaemonCommands(cli: Argv): Argv {
-  return cli.command('daemon <action>', 'start, stop or inspect the background daemon', (y) =>
+/** --timeout, as stop, restart and run read it. */
+const timeout = (describe: string) => ({ type: 'string', default: '10s', describe }) as const satisfies Options;
+
+export function registerDaemonCommands(cli: Cli): Cli {
+  return cli.command('daemon <command>', 'start, stop or inspect the background daemon', (y) =>
     y
-      .positional('action', { choices: ['start', 'stop', 'restart', 'reload', 'status', 'run', 'install-service'] as const, describe: 'what to do' })
-      .option('timeout', { type: 'string', describe: 'stop: grace period for running steps (e.g. 10s)', default: '10s' })
-      .option('detach', { type: 'boolean', describe: 'stop: leave running steps running (the next daemon re-attaches to them)', default: false })
-      .option('quiet', { type: 'boolean', describe: 'run: log only to logs/daemon.log', default: false })
-      .option('print', { type: 'boolean', describe: 'install-service: print the unit instead of writing it', default: false })
-      .example('$0 daemon start', 'start the daemon in the background')
-      .example('$0 daemon status --json', 'pid, version, uptime and tasks by status'),
-    async (a) => {
-      const args = a as unknown as GlobalArgs & { action: string; timeout: string; quiet: boolean; print: boolean; detach: boolean };
-      try {
-        switch (args.action) {
-          case 'start':
-            return await start(args);
-          case 'stop':
-            return await stop(args);
-          case 'reload':
-            return await reload(args);
-          case 'restart':
-            // Running steps keep running; the new daemon re-attaches to them.
-            await stop({ ...args, detach: true, json: false, quietStop: true });
-            return await start(args);
-          case 'status':
-            return await status(args);
-          case 'run':
-            return await run(args);
-          case 'install-service':
-            return installService(args);
-        }
-      } catch (err) {
-        fail(err);
-      }
-    },
+      .command('start', 'start the daemon in the background (nothing happens if one runs)', (y) => y.example('$0 daemon start', 'start the daemon in the background'), act(start))
+      .command(
+        'stop',
+        'stop the daemon: running steps get --timeout to finish, then are stopped (or, with --detach, keep running)',
+        (y) =>
+          y
+            .option('timeout', timeout('grace period for running steps (e.g. 10s)'))
+            .option('detach', { type: 'boolean', default: false, describe: 'leave running steps running (the next daemon re-attaches to them)' }),
+        act(stop),
+      )
+      .command(
+        'restart',
+        'stop the daemon and start a new one; running steps keep running and the new daemon re-attaches to them',
+        (y) => y.option('timeout', timeout('how long the old daemon may take to stop (e.g. 10s)')),
+        act(async (args) => {
+          await stop({ ...args, detach: true, json: false, quietStop: true });
+          await start(args);
+        }),
+      )
+      .command('reload', 'read config.yaml again: say what changed, what applied now and what needs a restart', (y) => y, act(reload))
+      .command('status', 'pid, version, uptime, slots and tasks by status', (y) => y.example('$0 daemon status --json', 'pid, version, uptime and tasks by status'), act(status))
+      .command(
+        'run',
+        'run the daemon in the foreground (what start runs in the background; for a service manager)',
+        (y) =>
+          y
+            .option('timeout', timeout('grace period for running steps when the daemon stops (e.g. 10s)'))
+            .option('quiet', { type: 'boolean', default: false, describe: 'log only to logs/daemon.log' }),
+        act(run),
+      )
+      .command(
+        'install-service',
+        'write a systemd user unit (Linux) or a launchd agent (macOS) that keeps the daemon up',
+        (y) => y.option('print', { type: 'boolean', default: false, describe: 'print the unit instead of writing it' }),
+        act(installService),
+      )
+      .demandCommand(1, 'name a daemon command: start, stop, restart, reload, status, run, install-service'),
   );
+}
+
+/** --timeout as milliseconds; a value that is not a duration is refused. */
+function graceOf(args: { timeout: string }): number {
+  const grace = parseDuration(args.timeout);
+  if (grace === undefined) throw new AtlasError('invalid_input', `--timeout: expected a duration such as 10s, got ${args.timeout}`);
+  return grace;
 }
 
 async function start(args: GlobalArgs): Promise<void> {
@@ -78,8 +94,7 @@ async function warnUnsupervised(home: string, pid: number): Promise<void> {
 
 async function stop(args: GlobalArgs & { timeout: string; detach: boolean; quietStop?: boolean }): Promise<void> {
   const home = homeOf(args);
-  const grace = parseDuration(args.timeout);
-  if (grace === undefined) throw new AtlasError('invalid_input', `--timeout: expected a duration such as 10s, got ${args.timeout}`);
+  const grace = graceOf(args);
   let client: AtlasClient;
   try {
     client = await AtlasClient.connect(home);
@@ -114,7 +129,7 @@ function alive(pid: number): boolean {
 
 async function run(args: GlobalArgs & { timeout: string; quiet: boolean }): Promise<void> {
   const home = homeOf(args);
-  const grace = parseDuration(args.timeout) ?? 10_000;
+  const grace = graceOf(args);
   // Loaded only for `daemon run`: every other command stays a thin client.
   const { AlreadyRunningError, runDaemon } = await import('../daemon/daemon.js');
   try {

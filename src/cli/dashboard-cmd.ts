@@ -1,11 +1,10 @@
 // atlas dashboard [--listen HOST:PORT] [--open]: turns the daemon's HTTP listener on if it is
 // off and prints a one-time login URL for the web dashboard (DESIGN §11).
 import { spawn } from 'node:child_process';
-import type { Argv } from 'yargs';
-import { withClient, type GlobalArgs } from './connect.js';
+import { withClient, type Cli } from './connect.js';
 import { c, fail, info, printJson } from './output.js';
 
-export function registerDashboardCommand(cli: Argv): Argv {
+export function registerDashboardCommand(cli: Cli): Cli {
   return cli.command(
     'dashboard',
     'print a one-time login URL for the web dashboard (turns the HTTP listener on if needed)',
@@ -13,8 +12,7 @@ export function registerDashboardCommand(cli: Argv): Argv {
       y
         .option('listen', { type: 'string', describe: 'where to listen if the listener is off (default: http.listen in config.yaml, else 127.0.0.1:7390)' })
         .option('open', { type: 'boolean', default: false, describe: 'open the URL in a browser (xdg-open / open)' }),
-    async (a) => {
-      const args = a as unknown as GlobalArgs & { listen?: string; open: boolean };
+    async (args) => {
       try {
         const r = await withClient(args, (client) => client.call('http.login', args.listen !== undefined ? { listen: args.listen } : {}));
         if (args.json) printJson(r);

@@ -1,9 +1,8 @@
 // atlas doctor [--repair]: reports every problem in the home, and fixes what is safe.
-import type { Argv } from 'yargs';
-import { withClient, type GlobalArgs } from './connect.js';
+import { withClient, type Cli } from './connect.js';
 import { EXIT, c, fail, printJson } from './output.js';
 
-export function registerDoctorCommand(cli: Argv): Argv {
+export function registerDoctorCommand(cli: Cli): Cli {
   return cli.command(
     'doctor',
     'check the home for problems (corrupt checkpoints, leftovers, stale locks); --repair fixes them',
@@ -11,8 +10,7 @@ export function registerDoctorCommand(cli: Argv): Argv {
       y
         .option('repair', { type: 'boolean', default: false, describe: 'fix what can be fixed safely' })
         .option('clear-quarantine', { type: 'boolean', default: false, describe: 'delete the unrecoverable tasks kept in quarantine/' }),
-    async (a) => {
-      const args = a as unknown as GlobalArgs & { repair: boolean; clearQuarantine: boolean };
+    async (args) => {
       try {
         const r = await withClient(args, (client) => client.call('doctor.run', { repair: args.repair, ...(args.clearQuarantine ? { clear_quarantine: true } : {}) }));
         if (args.json) printJson(r);

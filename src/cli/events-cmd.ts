@@ -3,16 +3,15 @@
 // off (a slow reader), it subscribes again after the last seq shown, so nothing is skipped or
 // shown twice.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Argv } from 'yargs';
 import { AtlasError } from '../errors.js';
 import type { AtlasEvent } from '../events/event.js';
 import { NOTIFY, type RpcNotification } from '../protocol/protocol.js';
-import { connect, withClient, type GlobalArgs } from './connect.js';
+import { connect, withClient, type Cli, type GlobalArgs } from './connect.js';
 import { c, fail, info } from './output.js';
 
 type Args = GlobalArgs & { since?: number; type?: string[]; task?: string; follow?: boolean };
 
-export function registerEventsCommand(cli: Argv): Argv {
+export function registerEventsCommand(cli: Cli): Cli {
   return cli.command(
     'events',
     'print task and step events (durable, numbered by seq); -f follows live',
@@ -22,8 +21,7 @@ export function registerEventsCommand(cli: Argv): Argv {
         .option('type', { alias: 't', type: 'string', array: true, describe: "only these types; globs allowed ('task.*')" })
         .option('task', { type: 'string', describe: 'only this task' })
         .option('follow', { alias: 'f', type: 'boolean', describe: 'keep streaming new events' }),
-    async (a) => {
-      const args = a as unknown as Args;
+    async (args) => {
       if (args.since !== undefined && (!Number.isInteger(args.since) || args.since < 0)) fail(new AtlasError('invalid_input', `--since must be a seq (a whole number >= 0), got ${String(args.since)}`));
       try {
         if (args.follow) await followEvents(args);

@@ -7,19 +7,17 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Argv } from 'yargs';
 import { AtlasError } from '../errors.js';
 import type { Notification } from '../protocol/methods.js';
 import { stamp, verifyBackup } from '../store/backup.js';
 import { restore } from '../store/restore.js';
-import { withClient, homeOf, type GlobalArgs } from './connect.js';
+import { withClient, homeOf, type Cli, type GlobalArgs } from './connect.js';
 import { PRUNABLE_STATUSES } from '../config/retention-config.js';
-import type { TaskStatus } from '../store/records.js';
 import { EXIT, c, fail, info, printJson } from './output.js';
 
 type Args = GlobalArgs & { file?: string; verify?: boolean; force?: boolean };
 
-export function registerHistoryCommands(cli: Argv): Argv {
+export function registerHistoryCommands(cli: Cli): Cli {
   return cli
     .command(
       'backup [file]',
@@ -28,8 +26,7 @@ export function registerHistoryCommands(cli: Argv): Argv {
         y
           .positional('file', { type: 'string', describe: 'where to write it (default ./atlas-backup-<date>-<time>.tar.gz)' })
           .option('verify', { type: 'boolean', describe: 'check every checksum of FILE instead of making a backup' }),
-      async (a) => {
-        const args = a as unknown as Args;
+      async (args) => {
         try {
           if (args.verify) await verify(args);
           else await backup(args);
@@ -44,18 +41,17 @@ export function registerHistoryCommands(cli: Argv): Argv {
       (y) =>
         y
           .option('older-than', { type: 'string', default: '30d', describe: 'tasks whose last change is older than this (30d, 12h, 90m)' })
-          .option('status', { type: 'string', array: true, choices: PRUNABLE_STATUSES as unknown as string[], describe: 'only these statuses (default: completed, rejected, abandoned)' })
+          .option('status', { type: 'string', array: true, choices: PRUNABLE_STATUSES, describe: 'only these statuses (default: completed, rejected, abandoned)' })
           .option('workspace', { alias: 'w', type: 'string', describe: 'only this workspace' })
           .option('dry-run', { type: 'boolean', describe: 'list what would be pruned, change nothing' })
           .option('delete', { type: 'boolean', describe: 'delete instead of archiving (a purge: the guard refuses a burst without --force)' })
           .option('force', { type: 'boolean', describe: 'past the guard against mass deletion' }),
-      async (a) => {
-        const args = a as unknown as Args & { olderThan: string; status?: string[]; workspace?: string; dryRun?: boolean; delete?: boolean };
+      async (args) => {
         try {
           const r = await withClient(args, (client) =>
             client.call('task.prune', {
               older_than: args.olderThan,
-              ...(args.status?.length ? { status: args.status as TaskStatus[] } : {}),
+              ...(args.status?.length ? { status: args.status } : {}),
               ...(args.workspace ? { workspace: args.workspace } : {}),
               dry_run: args.dryRun === true,
               delete: args.delete === true,
@@ -77,8 +73,7 @@ export function registerHistoryCommands(cli: Argv): Argv {
       'unarchive <id>',
       'bring an archived task back among the live ones',
       (y) => y.positional('id', { type: 'string', demandOption: true }),
-      async (a) => {
-        const args = a as unknown as Args & { id: string };
+      async (args) => {
         try {
           const t = await withClient(args, (client) => client.call('task.unarchive', { id: args.id }));
           if (args.json) return printJson(t);
@@ -95,8 +90,7 @@ export function registerHistoryCommands(cli: Argv): Argv {
         y
           .positional('file', { type: 'string', demandOption: true, describe: 'a file made by atlas backup' })
           .option('force', { type: 'boolean', describe: 'restore over a home that is not empty (it is moved aside to <home>.before-restore-<date>, not deleted)' }),
-      async (a) => {
-        const args = a as unknown as Args;
+      async (args) => {
         try {
           const r = await restore(path.resolve(args.file!), homeOf(args), { force: args.force === true });
           if (args.json) return printJson(r);

@@ -1,10 +1,9 @@
 // atlas ps: what runs now (task, step i/N, how long the step has run, its pid), and the
 // "waits for" line `show` prints for a pending task (the workspace's running task, or a slot).
-import type { Argv } from 'yargs';
 import type { AtlasClient } from '../client/client.js';
 import type { RunningTask } from '../daemon/running-tasks.js';
 import type { TaskRecord } from '../store/records.js';
-import { withClient, type GlobalArgs } from './connect.js';
+import { withClient, type Cli } from './connect.js';
 import { c, duration, fail, printJson, table } from './output.js';
 
 export function runningRows(list: RunningTask[], now = Date.now()): string[][] {
@@ -20,13 +19,12 @@ export function runningRows(list: RunningTask[], now = Date.now()): string[][] {
 
 export const RUNNING_HEADERS = ['TASK', 'WORKSPACE', 'TEMPLATE', 'STEP', 'ELAPSED', 'PID'];
 
-export function registerPsCommand(cli: Argv): Argv {
+export function registerPsCommand(cli: Cli): Cli {
   return cli.command(
     'ps',
     'list the tasks running now: step, elapsed time, pid',
     (y) => y,
-    async (a) => {
-      const args = a as unknown as GlobalArgs;
+    async (args) => {
       try {
         const s = await withClient(args, (client) => client.call('daemon.status'));
         if (args.json) return printJson(s.running);

@@ -1,16 +1,14 @@
 // `atlas schedule add NAME --cron "0 3 * * *" [--tz ZONE] TEMPLATE -w WS [-i k=v]... [--missed
 // skip|run-once] | list | show NAME | pause NAME | resume NAME | remove NAME` (DESIGN §13).
 // The daemon checks and keeps schedules and fires them; this file parses and prints only.
-import type { Argv } from 'yargs';
 import type { FireRecord } from '../store/schedules.js';
 import type { ScheduleDetail, ScheduleInfo } from '../engine/schedules.js';
-import { clientCommand, type GlobalArgs } from './connect.js';
+import { clientCommand, type Cli } from './connect.js';
 import { c, info, printJson, statusColor, table } from './output.js';
 import { parseInputs } from './start-args.js';
 
-type Args = GlobalArgs & { name?: string; template?: string; cron?: string; tz?: string; workspace?: string; input?: string[]; description?: string; missed?: string };
 
-const run = clientCommand<Args>;
+const run = clientCommand;
 const localZone = (): string => Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
 
 /** A UTC instant shown in the schedule's zone: `2026-11-22 03:00 Europe/Paris`. */
@@ -40,7 +38,7 @@ function printInfo(s: ScheduleInfo): void {
   );
 }
 
-export function registerScheduleCommands(cli: Argv): Argv {
+export function registerScheduleCommands(cli: Cli): Cli {
   return cli.command('schedule <command>', 'start a template on a cron schedule: add, list, show, pause, resume, remove', (y) =>
     y
       .command(

@@ -1,5 +1,5 @@
 // Task commands: start, list, show, logs, artifacts, resume, cancel, approve, reject, delete.
-import type { Argv } from 'yargs';
+import type { Cli } from './connect.js';
 import { TASK_STATUSES } from '../store/records.js';
 import type { LogRecord } from '../store/task-log.js';
 import { follow } from './follow.js';
@@ -7,7 +7,7 @@ import { ago, c, info, printJson, statusColor, table } from './output.js';
 import { action, listAction, showAction, startAction } from './task-actions.js';
 import { formatRecord } from './log-format.js';
 
-export function registerTaskCommands(cli: Argv): Argv {
+export function registerTaskCommands(cli: Cli): Cli {
   return cli
     .command(
       'start [template]',
@@ -38,7 +38,7 @@ export function registerTaskCommands(cli: Argv): Argv {
       (y) =>
         y
           .option('workspace', { alias: 'w', type: 'string' })
-          .option('status', { type: 'string', array: true, choices: TASK_STATUSES as unknown as string[], describe: 'only tasks in this status (repeatable)' })
+          .option('status', { type: 'string', array: true, choices: TASK_STATUSES, describe: 'only tasks in this status (repeatable)' })
           .option('active', { type: 'boolean', describe: 'only tasks still moving or waiting for you: pending, running, awaiting_approval' })
           .option('template', { alias: 't', type: 'string' })
           .option('label', { alias: 'l', type: 'string', array: true, describe: 'only tasks with this label, key=value (repeatable: all must match)' })

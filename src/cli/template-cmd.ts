@@ -1,13 +1,11 @@
 // atlas template list | show <name> | validate <file>: each a yargs command.
 import path from 'node:path';
-import type { Argv } from 'yargs';
-import { clientCommand, type GlobalArgs } from './connect.js';
+import { clientCommand, type Cli } from './connect.js';
 import { EXIT, c, printJson, table } from './output.js';
 
-type Args = GlobalArgs & { name: string; file: string };
-const act = clientCommand<Args>;
+const act = clientCommand;
 
-export function registerTemplateCommands(cli: Argv): Argv {
+export function registerTemplateCommands(cli: Cli): Cli {
   return cli.command('template <command>', 'list, show or validate templates', (y) =>
     y
       .command(

@@ -1,16 +1,13 @@
 // `atlas webhook list | test NAME | deliveries [NAME] [--failed]`: the webhooks configured in
 // config.yaml, a signed test event sent now, and recent deliveries with their attempts.
-import type { Argv } from 'yargs';
 import type { AtlasClient } from '../client/client.js';
-import type { Delivery } from '../webhooks/dispatcher.js';
-import { clientCommand, type GlobalArgs } from './connect.js';
+import { clientCommand, type Cli } from './connect.js';
 import { EXIT, ago, c, printJson, table } from './output.js';
 
-type Args = GlobalArgs & { name?: string; failed?: boolean };
 
-const run = clientCommand<Args>;
+const run = clientCommand;
 
-export function registerWebhookCommands(cli: Argv): Argv {
+export function registerWebhookCommands(cli: Cli): Cli {
   return cli.command('webhook <command>', 'webhooks configured in config.yaml: list, test, deliveries', (y) =>
     y
       .command(
@@ -18,7 +15,7 @@ export function registerWebhookCommands(cli: Argv): Argv {
         'the webhooks, with what is pending, delivered and failed',
         (y) => y,
         run(async (args, client) => {
-          const list = (await client.call('webhook.list', {})) as Array<{ name: string; url: string; events: string[]; disabled: { reason: string } | null; pending: number; in_flight: number; delivered: number; failed: number }>;
+          const list = await client.call('webhook.list', {});
           if (args.json) return printJson(list);
           if (list.length === 0) return void process.stderr.write('no webhooks configured (add webhooks: to config.yaml)\n');
           process.stdout.write(
@@ -34,7 +31,7 @@ export function registerWebhookCommands(cli: Argv): Argv {
         'send one signed webhook.test event now and show the answer',
         (y) => y.positional('name', { type: 'string', demandOption: true }),
         run(async (args, client) => {
-          const r = (await client.call('webhook.test', { name: args.name! })) as { kind: string; status: number | null; error: string | null; duration_ms: number; url: string };
+          const r = await client.call('webhook.test', { name: args.name });
           if (args.json) printJson(r);
           else process.stdout.write(`${r.kind === 'ok' ? c.green('ok') : c.red('failed')} ${r.url}: ${r.status !== null ? `HTTP ${r.status}` : ''}${r.error && r.kind !== 'ok' ? ` ${r.error}` : ''} in ${r.duration_ms} ms\n`);
           return r.kind === 'ok' ? EXIT.OK : EXIT.TASK_FAILED;
@@ -45,7 +42,7 @@ export function registerWebhookCommands(cli: Argv): Argv {
         'recent deliveries (and those still pending), oldest first',
         (y) => y.positional('name', { type: 'string' }).option('failed', { type: 'boolean', describe: 'only failed or retrying ones' }),
         run(async (args, client) => {
-          const list = (await client.call('webhook.deliveries', { ...(args.name ? { name: args.name } : {}), ...(args.failed ? { failed: true } : {}) })) as Array<Delivery & { webhook: string }>;
+          const list = await client.call('webhook.deliveries', { ...(args.name ? { name: args.name } : {}), ...(args.failed ? { failed: true } : {}) });
           if (args.json) return printJson(list);
           process.stdout.write(
             table(

@@ -1,13 +1,11 @@
 // atlas workspace create | list | show | remove: each a yargs command with its own options.
 import path from 'node:path';
-import type { Argv } from 'yargs';
-import { clientCommand, type GlobalArgs } from './connect.js';
+import { clientCommand, type Cli } from './connect.js';
 import { ago, c, printJson, statusColor, table, warn } from './output.js';
 
-type Args = GlobalArgs & { name: string; path?: string; repo?: string; branch?: string; purge: boolean; force: boolean };
-const act = clientCommand<Args>;
+const act = clientCommand;
 
-export function registerWorkspaceCommands(cli: Argv): Argv {
+export function registerWorkspaceCommands(cli: Cli): Cli {
   return cli.command('workspace <command>', 'create, list, show or remove workspaces', (y) =>
     y
       .command(
