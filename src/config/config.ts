@@ -1,7 +1,7 @@
 // config.yaml (DESIGN §8): validated once, at the edge, into a fully defaulted object.
 // Unknown keys and bad values are refused with the key's name, the value and what was expected.
 import fsp from 'node:fs/promises';
-import { lazyYaml } from '../util/lazy-yaml.js';
+import { lazyYaml } from '../util/lazy-package.js';
 import { z } from 'zod';
 import { AtlasError, errnoCode, storageError } from '../errors.js';
 import { parseWebhooks, webhookSchema, type WebhookEndpoint } from '../webhooks/webhook-config.js';

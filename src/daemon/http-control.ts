@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { httpConfig, type HttpConfig } from '../config/config.js';
 import type { Engine } from '../engine/engine.js';
 import { HttpListener, type Readiness } from '../http/server.js';
-import { setGaugeSource, webhookDeliveries } from '../metrics/metrics.js';
+import { metrics, setGaugeSource } from '../metrics/metrics.js';
 import { observeTasks } from '../metrics/task-metrics.js';
 import { summarize } from '../store/records.js';
 import type { Handlers } from './rpc-server.js';
@@ -35,7 +35,7 @@ export class HttpControl {
     private readonly isRunning: () => boolean,
   ) {
     const unobserveTasks = observeTasks(engine);
-    const onAttempt = (outcome: string) => webhookDeliveries.inc({ outcome });
+    const onAttempt = (outcome: string) => metrics().webhookDeliveries.inc({ outcome });
     engine.webhooks.on('attempt', onAttempt);
     this.unobserve = () => {
       unobserveTasks();

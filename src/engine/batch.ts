@@ -21,7 +21,7 @@ import { AtlasError } from '../errors.js';
 import type { TaskRecord } from '../store/records.js';
 import { isValidName } from '../store/names.js';
 import { lineAt } from '../templates/loader.js';
-import { lazyYaml } from '../util/lazy-yaml.js';
+import { lazyYaml } from '../util/lazy-package.js';
 import type { Engine, PreparedTask, StartParams } from './engine.js';
 import { newTaskRecord } from './task-intake.js';
 

@@ -11,7 +11,7 @@
 //   no heartbeat for a whole TTL, or the session lock's connection broken: every step of
 //     this daemon is stopped, since its leases may be gone.
 import type { Logger } from 'pino';
-import pg from 'pg';
+import type pg from 'pg';
 import os from 'node:os';
 import type { Config } from '../config/config.js';
 import type { StepState, TaskRecord } from '../store/records.js';

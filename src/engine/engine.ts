@@ -99,7 +99,7 @@ export class Engine extends EngineCore {
     const scan = await this.index.load();
     // Events cut off by a crash are derived again from the checkpoints before recovery moves anything.
     await this.events.store.open();
-    const repaired = await repairEvents(this.events.store, this.index.list({}), async (ws, id) => (await this.store.tasks.readTaskAt(ws, id)).task);
+    const repaired = await repairEvents(this.events.store, this.index.loaded?.() ?? this.index.list({}), async (ws, id) => (await this.store.tasks.readTaskAt(ws, id)).task);
     if (repaired.appended > 0) this.log?.info({ events_repair: repaired }, `recorded ${repaired.appended} event(s) a crash had cut off`);
     const report = this.store instanceof PgStore ? await joinCluster(this, this.store, scan.tasks) : await recover(this, scan);
     await this.webhooks.start();

@@ -28,7 +28,7 @@ export async function recover(engine: EngineCore, scan: IndexScan): Promise<Reco
   // A killed writer can leave temp files in tasks recovery had no reason to read too (an
   // approve or a repair cut off mid-write): those are swept in the background, so a large
   // home does not delay the start.
-  engine.sweeping = sweepIdle(engine, engine.index.list({}).filter((t) => !candidates.has(t.id)));
+  engine.sweeping = sweepIdle(engine, (engine.index.loaded?.() ?? engine.index.list({})).filter((t) => !candidates.has(t.id)));
   return report;
 }
 

@@ -5,7 +5,7 @@
 import type { EventEmitter } from 'node:events';
 import type { TaskRecord, TaskStatus } from '../store/records.js';
 import { TERMINAL_STATUSES } from '../store/records.js';
-import { queueWait, stepDuration, tasksFinished } from './metrics.js';
+import { metrics } from './metrics.js';
 
 /** Statuses in which a run of a task ends: terminal ones and the failure statuses a resume leaves. */
 const FINISHED: ReadonlySet<TaskStatus> = new Set<TaskStatus>(['completed', 'rejected', 'abandoned', 'failed', 'validation_failed', 'gh_failed', 'ci_failed', 'ci_timeout']);
@@ -30,20 +30,20 @@ export function observeTasks(engine: EventEmitter, since: Date = new Date()): ()
     }
     for (let i = s.transitions; i < t.transitions.length; i++) {
       const tr = t.transitions[i]!;
-      if (FINISHED.has(tr.to_status)) tasksFinished.inc({ template: t.template, status: tr.to_status });
+      if (FINISHED.has(tr.to_status)) metrics().tasksFinished.inc({ template: t.template, status: tr.to_status });
       if (tr.to_status === 'running' && tr.from_status === 'pending') {
         for (let j = i - 1; j >= 0; j--) {
           const prev = t.transitions[j]!;
           if (prev.to_status !== 'pending') continue;
           const waited = (Date.parse(tr.timestamp) - Date.parse(prev.timestamp)) / 1000;
-          if (waited >= 0) queueWait.observe(waited);
+          if (waited >= 0) metrics().queueWait.observe(waited);
           break;
         }
       }
     }
     for (let i = s.results; i < t.step_results.length; i++) {
       const r = t.step_results[i]!;
-      stepDuration.observe({ type: t.steps[r.step_index]?.type ?? 'unknown', status: r.status }, r.duration_ms / 1000);
+      metrics().stepDuration.observe({ type: t.steps[r.step_index]?.type ?? 'unknown', status: r.status }, r.duration_ms / 1000);
     }
     s.transitions = t.transitions.length;
     s.results = t.step_results.length;

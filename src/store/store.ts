@@ -143,6 +143,8 @@ export interface StoreIndex {
   unreadableTasks(): Array<{ id: string; workspace: string; error: string }>;
   /** Summaries newest first. */
   list(filter?: TaskFilter): TaskSummary[];
+  /** Summaries as load() left them, without checking each again (absent: list()). */
+  loaded?(): TaskSummary[];
   /** One page of a query with its total (DESIGN §13), current without catchUp(); absent, the
    *  engine runs the query over list(). */
   query?(q: TaskQuery): QueryPage | Promise<QueryPage>;

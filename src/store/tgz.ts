@@ -12,8 +12,11 @@ import crypto from 'node:crypto';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import zlib from 'node:zlib';
-import tar from 'tar-stream';
+import type tar from 'tar-stream';
 import { AtlasError } from '../errors.js';
+import { lazyPackage } from '../util/lazy-package.js';
+
+const tarLib = lazyPackage<typeof tar>('tar-stream');
 
 export const MANIFEST = 'manifest.json';
 
@@ -37,7 +40,7 @@ const sha256 = (data: Buffer) => crypto.createHash('sha256').update(data).digest
 /** Writes entries into a gzip stream (`output`), then the manifest. Entries are awaited one by
  *  one, so a slow reader of `output` holds the writer back instead of filling memory. */
 export class TgzWriter {
-  private readonly pack = tar.pack();
+  private readonly pack = tarLib().pack();
   readonly output: zlib.Gzip;
   private readonly entries: ManifestEntry[] = [];
   private readonly names = new Set<string>();
@@ -106,7 +109,7 @@ export interface TgzEntry {
  */
 export async function readTgz(source: Readable, what: string, format: string, onEntry: (e: TgzEntry) => void | Promise<void> = () => undefined): Promise<Manifest> {
   const gunzip = zlib.createGunzip();
-  const extract = tar.extract();
+  const extract = tarLib().extract();
   const seen = new Map<string, { size: number; sha256: string }>();
   let manifest: Manifest | undefined;
   let failure: unknown;

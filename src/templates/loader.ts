@@ -4,7 +4,7 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Document, LineCounter } from 'yaml';
-import { lazyYaml } from '../util/lazy-yaml.js';
+import { lazyYaml } from '../util/lazy-package.js';
 import { packageRoot } from '../util/package-root.js';
 import type { z } from 'zod';
 import { AtlasError, errnoCode, storageError } from '../errors.js';

@@ -1,8 +1,12 @@
 // Connecting to PostgreSQL: one pool per store, the atlas schema on every connection's
 // search_path, a bounded connect time, and messages that name the server but never the
 // password.
-import pg from 'pg';
+import type pg from 'pg';
 import { AtlasError } from '../../errors.js';
+import { lazyPackage } from '../../util/lazy-package.js';
+
+/** node-postgres, loaded by the first connection (a daemon on the filesystem store never loads it). */
+const pgLib = lazyPackage<typeof pg>('pg');
 
 export interface PgTarget {
   url: string;
@@ -31,7 +35,7 @@ export function isPostgresUrl(url: string): boolean {
 
 /** `daemonId`: set as `atlas.daemon` on every connection (it marks the events the daemon writes). */
 export function poolFor(target: PgTarget, options: { max?: number; connectTimeoutMs?: number; application?: string; daemonId?: string } = {}): pg.Pool {
-  const pool = new pg.Pool({
+  const pool = new (pgLib().Pool)({
     connectionString: target.url,
     max: options.max ?? 8,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
@@ -46,7 +50,7 @@ export function poolFor(target: PgTarget, options: { max?: number; connectTimeou
 
 /** A client on its own connection (not pooled), for session-level locks. */
 export function clientFor(target: PgTarget, options: { connectTimeoutMs?: number; application?: string } = {}): pg.Client {
-  return new pg.Client({
+  return new (pgLib().Client)({
     connectionString: target.url,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
     application_name: options.application ?? 'atlas',
