@@ -14,6 +14,8 @@
 //               list newest 50, list --status failed, show (p50/p99 over the socket), RSS
 //   queries     list filters (status, labels, dates, text, cursor) over 10,000 and 100,000
 //               tasks, beyond a status call on the same connection (bench-queries.ts)
+//   history     disk used by 1,000 finished demo tasks before and after prune, prune tasks/s,
+//               backup and restore time of 10,000 tasks (bench-history.ts)
 //
 //   cli         list, show, daemon status and start as users run them, against node -e 0 (bench-cli.ts)
 //   postgres    the PostgreSQL store: the same 8 x 100 steps/s, takeover p50/p99 after kill -9 (bench-pg.ts)
@@ -41,6 +43,7 @@ import { lengthBench } from './bench-length.js';
 import { cliBench } from './bench-cli.js';
 import { runPeers } from './bench-peers.js';
 import { pgBench } from './bench-pg.js';
+import { historyBench } from './bench-history.js';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -531,6 +534,13 @@ async function main(): Promise<void> {
     console.log(`from ${first['tasks']} to ${last['tasks']} tasks (${grows.tasks_x}x): ready ${grows.ready_warm_x}x, show p99 ${grows.show_p99_x}x, list p99 ${grows.list_p99_x}x, list --status p99 ${grows.list_failed_p99_x}x, RSS ${grows.rss_x}x`);
     targets.push({ name: 'start cost grows no faster than linearly', ok: g.ready_cold <= 1.05 && g.ready_warm <= 1.05 });
   }
+  // Keeping history (issue 14): prune's saving and speed, backup and restore of a big home.
+  const hist = await historyBench(scratch, quick ? { pruneTasks: 200, backupTasks: 1000 } : {});
+  results['history'] = hist;
+  console.log('\nkeeping history');
+  line(`  ${hist.prune.tasks} finished demo tasks, disk before / after prune`, `${hist.prune.disk_before_kb} / ${hist.prune.disk_after_kb} KB = ${hist.prune.ratio}x`);
+  line('  prune throughput', `${hist.prune.tasks_per_s} tasks/s`);
+  line(`  ${hist.backup.tasks} tasks: backup / restore`, `${hist.backup.seconds} / ${hist.backup.restore_seconds} s (${hist.backup.file_mb} MiB)`);
   // CLI latency against node -e 0, in the same run.
   const cli = await cliBench(scratch, quick ? 5 : 15);
   results['cli'] = cli;

@@ -4,15 +4,22 @@
 // each task is exactly one of live or archived; at the end every archive opens, and `show`,
 // `logs` and `artifacts` of archived tasks answer what they answered before (artifacts byte
 // for byte); `unarchive` brings one back as it was.
+//
+// Cheap where it can be without testing less: the seed task runs in an in-process engine (no
+// daemon to start and stop), the 1,000 tasks are its clones written straight into the home,
+// daemons are started by the client's own start (no CLI process per start), and a fault
+// round's fault is armed by the restart that ends the round before it (no extra restart).
 import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { AtlasClient } from '../../src/client/client.js';
+import { AtlasClient, startDaemon } from '../../src/client/client.js';
+import { Engine } from '../../src/engine/engine.js';
 import { readTgz } from '../../src/store/tgz.js';
 import type { TaskRecord } from '../../src/store/records.js';
 import { TestHome, isGone, waitFor } from '../helpers/daemon.js';
+import { TEST_CONFIG } from '../engine/helpers.js';
 
 const TASKS = Number(process.env['ATLAS_PRUNE_TASKS'] ?? 1000);
 const ROUNDS = 20;
@@ -31,6 +38,21 @@ steps:
     type: validation
     commands: ["true", "echo checked"]
 `;
+
+/** The fault armed in round r: some rounds die exactly after an archive is durable or after the commit. */
+function faultOf(round: number): string | undefined {
+  return round % 10 === 0 ? 'archive.written' : round % 10 === 1 ? 'archive.committed' : undefined;
+}
+
+/** A daemon for `home`, with `fault` armed; its pid. */
+async function start(home: string, fault?: string): Promise<number> {
+  if (fault) process.env['ATLAS_FAULTS'] = fault;
+  try {
+    return (await startDaemon(home, { timeoutMs: 60_000 })).pid;
+  } finally {
+    delete process.env['ATLAS_FAULTS'];
+  }
+}
 
 function idOf(n: number): string {
   const d = new Date(T0 + n * MINUTE).toISOString();
@@ -66,12 +88,13 @@ describe('prune killed at random points', () => {
   before(async () => {
     h = new TestHome();
     h.writeTemplate('arty', TEMPLATE);
-    await h.startDaemon();
-    await h.createWorkspaces(['w']);
-    const c = await h.client();
-    const seed = ((await c.call('task.start', { template: 'arty', workspace: 'w' })) as TaskRecord).id;
-    assert.equal((await h.waitSettled(seed)).status, 'completed');
-    await h.stopDaemon();
+    // The seed runs in an engine in this process: a real finished task, no daemon needed.
+    const engine = await Engine.open({ home: h.home, config: TEST_CONFIG });
+    await engine.store.workspaces.create({ name: 'w', path: h.dir('w'), kind: 'path', repo: null, branch: null });
+    await engine.start();
+    const seed = (await engine.startTask({ template: 'arty', workspace: 'w', inputs: {} })).id;
+    assert.equal((await engine.waitForSettled(seed, AbortSignal.timeout(60_000))).status, 'completed');
+    await engine.shutdown(2000);
     // 1,000 finished tasks, cloned from the seed on disk, a minute apart in age.
     const tasksDir = path.join(h.home, 'workspaces', 'w', 'tasks');
     const seedDir = path.join(tasksDir, seed);
@@ -87,7 +110,7 @@ describe('prune killed at random points', () => {
       fs.writeFileSync(path.join(dir, 'task.json'), JSON.stringify({ ...seedTask, id, description: `clone ${n}`, created_at: at, updated_at: done, completed_at: done }) + '\n', { mode: 0o600 });
     }
     fs.rmSync(seedDir, { recursive: true });
-    await h.startDaemon();
+    await start(h.home, faultOf(0));
     const c2 = await h.client();
     for (let n = 0; n < FINAL; n += Math.ceil(FINAL / 25)) sample.push(idOf(n));
     for (const id of sample) before_.set(id, await look(c2, id));
@@ -99,15 +122,10 @@ describe('prune killed at random points', () => {
 
   test('each task is exactly one of live or archived after every kill; archives read as the tasks did', async () => {
     let interrupted = 0;
-    let pid = await h.startDaemon(); // the one before() started
+    let pid = await start(h.home); // the one before() started, with round 0's fault armed
     for (let round = 0; round < ROUNDS; round++) {
-      const fault = round % 10 === 0 ? 'archive.written' : round % 10 === 1 ? 'archive.committed' : undefined;
+      const fault = faultOf(round);
       h['closeClients']();
-      if (fault) {
-        process.kill(pid, 'SIGKILL');
-        await waitFor('the killed daemon to be gone', () => isGone(pid), 15_000);
-        pid = await h.startDaemon({ env: { ATLAS_FAULTS: fault } });
-      }
       const c = await h.client();
       // Round r takes the tasks older than minute 50 (r + 1), so every round has work.
       const upTo = Math.min(TASKS, Math.round((TASKS / ROUNDS) * (round + 1)));
@@ -128,7 +146,7 @@ describe('prune killed at random points', () => {
       await waitFor('the killed daemon to be gone', () => isGone(pid), 15_000);
       // The next daemon reconciles before it answers anything about archives.
       h['closeClients']();
-      pid = await h.startDaemon();
+      pid = await start(h.home, round + 1 < ROUNDS ? faultOf(round + 1) : undefined);
       await (await h.client()).call('task.list', { archived: true });
       const tasksDir = path.join(h.home, 'workspaces', 'w', 'tasks');
       const leftovers = fs.readdirSync(tasksDir).filter((n) => n.startsWith('.'));
