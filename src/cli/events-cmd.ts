@@ -40,8 +40,9 @@ function filterOf(args: Args): { types?: string[]; task_id?: string } {
 async function printEvents(args: Args): Promise<void> {
   await withClient(args, async (client) => {
     let since = args.since ?? 0;
-    for (;;) {
-      const page = (await client.call('events.list', { since, limit: 1000, ...filterOf(args) })) as { events: AtlasEvent[]; next_since: number };
+    for (let first = true; ; first = false) {
+      const page = (await client.call('events.list', { since, limit: 1000, ...filterOf(args) })) as { events: AtlasEvent[]; next_since: number; first_seq: number };
+      if (first) notePruned(since, page.first_seq);
       for (const e of page.events) print(e, args);
       if (page.next_since === since) return;
       since = page.next_since;
@@ -71,7 +72,8 @@ async function followEvents(args: Args): Promise<void> {
         .then(async (client) => {
           if (announced) info(c.errDim('atlas: reconnected to the daemon'));
           announced = false;
-          const r = (await client.call('events.subscribe', { ...(since !== undefined ? { since } : {}), ...filterOf(args) })) as { since: number };
+          const r = (await client.call('events.subscribe', { ...(since !== undefined ? { since } : {}), ...filterOf(args) })) as { since: number; first_seq: number };
+          if (since !== undefined) notePruned(since, r.first_seq);
           since ??= r.since;
         })
         .catch(reject);
@@ -86,6 +88,11 @@ async function followEvents(args: Args): Promise<void> {
     }
     await sleep(cutOff ? 0 : 300);
   }
+}
+
+/** Says so on stderr when events after `since` are gone (retention pruned them): the output starts later. */
+function notePruned(since: number, firstSeq: number): void {
+  if (since < firstSeq - 1) info(c.errDim(`atlas: events ${since + 1} to ${firstSeq - 1} were pruned (retention.events_older_than); starting at seq ${firstSeq}`));
 }
 
 function print(e: AtlasEvent, args: Args): void {

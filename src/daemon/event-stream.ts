@@ -101,8 +101,9 @@ export function subscribeEvents(
   return { since, last_seq: journal.lastSeq };
 }
 
-/** events.list: one page of durable events after `since`. */
-export async function listEvents(journal: EventJournal, p: EventFilter & { since?: number | undefined; limit?: number | undefined }): Promise<{ events: AtlasEvent[]; last_seq: number; next_since: number }> {
+/** events.list: one page of durable events after `since`; first_seq tells whether older ones were pruned. */
+export async function listEvents(journal: EventJournal, p: EventFilter & { since?: number | undefined; limit?: number | undefined }): Promise<{ events: AtlasEvent[]; last_seq: number; next_since: number; first_seq: number }> {
+  const first_seq = await journal.store.oldestSeq();
   const limit = p.limit ?? 1000;
   const wanted = eventFilter(p);
   const events: AtlasEvent[] = [];
@@ -119,5 +120,5 @@ export async function listEvents(journal: EventJournal, p: EventFilter & { since
       }
     }
   }
-  return { events, last_seq: journal.lastSeq, next_since: cursor };
+  return { events, last_seq: journal.lastSeq, next_since: cursor, first_seq };
 }

@@ -181,7 +181,8 @@ export function makeHandlers(engine: Engine, info: DaemonInfo): Handlers {
     },
     'events.subscribe': async (q, conn) => {
       if (q.task_id !== undefined) assertTaskId(q.task_id);
-      return { subscribed: true, ...subscribeEvents(engine.events, q, conn) };
+      const first_seq = await engine.events.store.oldestSeq();
+      return { subscribed: true, first_seq, ...subscribeEvents(engine.events, q, conn) };
     },
     'webhook.list': async () => engine.webhooks.list(),
     'webhook.test': async (q) => engine.webhooks.test(q.name),

@@ -10,6 +10,7 @@ import { AtlasError, isAtlasError } from '../errors.js';
 import { DEFAULT_PRUNE_STATUSES, PRUNABLE_STATUSES } from '../config/retention-config.js';
 import type { TaskArchives } from '../store/archive-format.js';
 import type { TaskStatus, TaskSummary } from '../store/records.js';
+import { now } from '../util/clock.js';
 import { deleteAdmitted } from './deletion.js';
 import type { Engine } from './engine.js';
 
@@ -114,14 +115,16 @@ async function archiveOne(engine: Engine, archive: TaskArchives, t: TaskSummary,
   return s.archive_bytes;
 }
 
-/** Removes whole events-log segments whose events are all older than `olderThanMs`. */
+/** Removes whole events-log segments whose events are all older than `olderThanMs` (by the clock
+ *  of util/clock.ts, which a test can move with ATLAS_TEST_CLOCK). */
 export async function pruneEvents(engine: Engine, olderThanMs: number): Promise<number> {
-  const cutoff = new Date(Date.now() - olderThanMs).toISOString();
+  const cutoff = new Date(now().getTime() - olderThanMs).toISOString();
   const store = engine.events.store;
   let since = 0;
   for (;;) {
     const page = await store.read(since, 5000);
-    if (page.length === 0) return 0;
+    // Every event is older: all of them may go (the store keeps the segment it writes to).
+    if (page.length === 0) return since > 0 ? store.pruneBefore(since + 1) : 0;
     const firstNew = page.find((e) => e.at >= cutoff);
     if (firstNew) return firstNew.seq > 1 ? store.pruneBefore(firstNew.seq) : 0;
     since = page[page.length - 1]!.seq;

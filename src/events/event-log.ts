@@ -6,11 +6,14 @@
 //   when that fdatasync returns, every event written before it is durable and is announced
 //     (onDurable), in seq order. Nothing is announced before it is on disk.
 // On open, a torn last line (a power cut mid-write) is cut off: it was never announced.
+// Pruning removes whole segments, oldest first, after it has written (durably) the seq and
+// `at` of the newest event it removes to `pruned.json`, which repair reads.
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { storageError } from '../errors.js';
-import { DIR_MODE, FILE_MODE, fsyncDir } from '../store/atomic.js';
+import { DIR_MODE, FILE_MODE, fsyncDir, writeFileDurable } from '../store/atomic.js';
+import { faultPoint } from '../util/fault.js';
 import type { AtlasEvent, EventDraft } from './event.js';
 
 /** What a store offers the events journal: the filesystem log here; a database table in other stores. */
@@ -31,8 +34,13 @@ export interface EventStore {
   readonly durableSeq: number;
   /** When this home started keeping events (facts older than that have no events). */
   readonly genesis: string;
+  /** The `at` of the newest event pruning removed, if any: a fact no newer than that may have
+   *  had its event pruned, so repair must not take it for one a crash cut off. */
+  readonly prunedAt?: string | undefined;
   /** Deletes whole segments whose events all have seq < `seq`; returns how many. */
   pruneBefore(seq: number): Promise<number>;
+  /** The oldest seq still kept (what pruning left); lastSeq + 1 when the log holds none. */
+  oldestSeq(): Promise<number>;
   close(): Promise<void>;
   /** True when the store writes a task's events itself, in the transaction of the checkpoint
    *  that made them (PostgreSQL): the journal then derives nothing and repair has nothing to do. */
@@ -48,7 +56,8 @@ const SEGMENT_RE = /^(\d{20})\.jsonl$/;
 const segName = (first: number) => `${String(first).padStart(20, '0')}.jsonl`;
 
 export interface EventStoreOptions {
-  /** Fs store: start a new segment once the current one is this big (default 4 MiB). */
+  /** Fs store: start a new segment once the current one is this big (default 4 MiB, or
+   *  ATLAS_EVENTS_SEGMENT_BYTES: tests use small segments to prune). */
   segmentBytes?: number;
   /** A background failure (an fsync that failed and will be retried). */
   onError?: (err: unknown) => void;
@@ -62,6 +71,7 @@ export class FsEventLog implements EventStore {
   private seq = 0;
   private synced = 0;
   private genesisAt = '';
+  private pruned: { seq: number; at: string } | undefined;
   private lastAt = '';
   private unsynced: AtlasEvent[] = [];
   private syncing = false;
@@ -73,7 +83,8 @@ export class FsEventLog implements EventStore {
     readonly dir: string,
     options: EventStoreOptions = {},
   ) {
-    this.segmentBytes = options.segmentBytes ?? 4 * 1024 * 1024;
+    const fromEnv = Number(process.env['ATLAS_EVENTS_SEGMENT_BYTES']);
+    this.segmentBytes = options.segmentBytes ?? (Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : 4 * 1024 * 1024);
     this.onError = options.onError ?? (() => undefined);
   }
 
@@ -85,6 +96,9 @@ export class FsEventLog implements EventStore {
   }
   get genesis(): string {
     return this.genesisAt;
+  }
+  get prunedAt(): string | undefined {
+    return this.pruned?.at;
   }
 
   async open(): Promise<void> {
@@ -98,6 +112,11 @@ export class FsEventLog implements EventStore {
       this.genesisAt = new Date().toISOString();
       await fsp.writeFile(genesisFile, this.genesisAt + '\n', { mode: FILE_MODE });
       await fsyncDir(this.dir);
+    }
+    try {
+      this.pruned = JSON.parse(await fsp.readFile(path.join(this.dir, 'pruned.json'), 'utf8')) as { seq: number; at: string };
+    } catch {
+      this.pruned = undefined;
     }
     this.segments = (await fsp.readdir(this.dir))
       .map((n) => SEGMENT_RE.exec(n))
@@ -266,15 +285,29 @@ export class FsEventLog implements EventStore {
   }
 
   async pruneBefore(seq: number): Promise<number> {
+    // A segment may go when the next one starts at or below `seq` (all of it is older); never the
+    // current one. Oldest first, so a crash midway leaves the log whole from some seq on.
+    let doomed = 0;
+    while (doomed + 1 < this.segments.length && this.segments[doomed + 1]! <= seq) doomed++;
+    if (doomed === 0) return 0;
+    const newest = (await this.readSegment(this.segments[doomed - 1]!)).at(-1);
+    if (newest && (!this.pruned || newest.seq > this.pruned.seq)) {
+      this.pruned = { seq: newest.seq, at: newest.at };
+      await writeFileDurable(path.join(this.dir, 'pruned.json'), JSON.stringify(this.pruned) + '\n');
+    }
     let removed = 0;
-    // A segment may go when the next one starts at or below `seq` (all of it is older); never the current one.
-    while (this.segments.length > 1 && this.segments[1]! <= seq) {
+    while (removed < doomed && this.segments.length > 1) {
       const first = this.segments.shift()!;
       await fsp.unlink(this.segFile(first)).catch(() => undefined);
       removed++;
+      faultPoint('events.segment_pruned');
     }
     if (removed) await fsyncDir(this.dir);
     return removed;
+  }
+
+  async oldestSeq(): Promise<number> {
+    return this.segments[0] ?? this.seq + 1;
   }
 
   async close(): Promise<void> {

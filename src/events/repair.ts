@@ -8,7 +8,8 @@
 // by scanning the log backwards tells how far its facts were recorded; events of one task are
 // appended in fact order, so everything past that is missing. The scan stops once each task
 // is settled; a fact older than the oldest event scanned counts as recorded (the log's `at`
-// only grows, so its event, if written, would be older still).
+// only grows, so its event, if written, would be older still), and so does a fact no newer than
+// the newest event that pruning removed (its event may be among those).
 import type { TaskRecord, TaskSummary } from '../store/records.js';
 import { deriveEvents, factOf, type Cursor } from './event.js';
 import type { EventStore } from './event-log.js';
@@ -89,7 +90,10 @@ export async function repairEvents(
     }
   }
   // The whole log was read: facts since genesis without an event are missing (unless old segments were pruned).
-  const floor = oldest === undefined || oldestSeq === 1 ? genesis : new Date(Date.parse(oldest) - SLACK_MS).toISOString();
+  let floor = oldest === undefined || oldestSeq === 1 ? genesis : new Date(Date.parse(oldest) - SLACK_MS).toISOString();
+  // Facts no newer than the newest pruned event may have had theirs pruned: never cut off by a crash.
+  const pruned = log.prunedAt !== undefined ? new Date(Date.parse(log.prunedAt) + 1).toISOString() : undefined;
+  if (pruned !== undefined && pruned > floor) floor = pruned;
   for (const c of cands.values()) {
     const cursor: Cursor = {
       t: c.t ?? c.task.transitions.filter((x) => x.timestamp < floor).length,

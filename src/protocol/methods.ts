@@ -222,7 +222,8 @@ export const METHODS = {
   },
   'events.subscribe': {
     params: z.object({ since: z.number().int().min(0).optional(), types: z.array(z.string().min(1).max(100)).max(50).optional(), task_id: id.optional() }).strict(),
-    result: returns<{ subscribed: true; since: number; last_seq: number }>(),
+    /** first_seq: the oldest seq the log still holds (older ones were pruned). */
+    result: returns<{ subscribed: true; since: number; last_seq: number; first_seq: number }>(),
   },
   'webhook.list': { params: none, result: returns<WebhookInfo[]>() },
   'webhook.test': { params: z.object({ name }).strict(), result: returns<WebhookTestResult>() },
@@ -236,7 +237,7 @@ export const METHODS = {
         limit: z.number().int().min(1).max(10_000).optional(),
       })
       .strict(),
-    result: returns<{ events: AtlasEvent[]; last_seq: number; next_since: number }>(),
+    result: returns<{ events: AtlasEvent[]; last_seq: number; next_since: number; first_seq: number }>(),
   },
   /** Schedules (DESIGN §13): a cron in a time zone that starts a template in a workspace. */
   'schedule.add': {

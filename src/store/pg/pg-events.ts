@@ -247,6 +247,12 @@ export class PgEventLog implements EventStore {
     return r.rowCount ?? 0;
   }
 
+  async oldestSeq(): Promise<number> {
+    const r = await this.db.query<{ first: string | null }>('read the oldest event', 'SELECT min(seq) AS first FROM events WHERE seq IS NOT NULL');
+    const first = r.rows[0]?.first;
+    return first === null || first === undefined ? this.durableSeq + 1 : Number(first);
+  }
+
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
