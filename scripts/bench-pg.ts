@@ -1,7 +1,8 @@
 // The PostgreSQL store in `npm run bench` (issue 11): steps per second for the same 8 tasks x
 // 100 steps as the filesystem figures (no-work and shell steps, 4 in flight), and takeover
 // time after kill -9 of a daemon mid-step (p50/p99 over the kill runs: from the kill to
-// another daemon owning the task). The server: PG_URL, else the local socket or
+// another daemon owning the task), and `atlas list` queries in SQL over 10,000 tasks (the same
+// shapes as bench-queries.ts times on the filesystem store's in-memory index). The server: PG_URL, else the local socket or
 // 127.0.0.1:5432; each run makes its own database and drops it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -11,6 +12,7 @@ import pg from 'pg';
 import { AtlasClient, DAEMON_MAIN, DAEMON_NODE_FLAGS } from '../src/client/client.js';
 import { DEFAULT_CONFIG, type Config } from '../src/config/config.js';
 import { Engine } from '../src/engine/engine.js';
+import { queryBench, type QueryFigures } from './bench-queries.js';
 import { measureThroughput } from './bench-throughput.js';
 
 export interface PgFigures {
@@ -19,6 +21,7 @@ export interface PgFigures {
   wait_c4?: { steps_per_s: number; seconds: number };
   shell_c4?: { steps_per_s: number; seconds: number };
   takeover?: { kills: number; p50_ms: number; p99_ms: number; all_ms: number[] };
+  queries?: QueryFigures;
 }
 
 const CANDIDATES = [process.env['PG_URL'], 'postgres://postgres@localhost/postgres?host=/var/run/postgresql', 'postgres://postgres@127.0.0.1:5432/postgres'].filter(
@@ -177,7 +180,7 @@ async function takeover(url: string, scratch: string, kills: number): Promise<{ 
 }
 
 /** The PostgreSQL figures; `skipped` says why when no server is reachable. */
-export async function pgBench(scratch: string, o: { tasks?: number; steps?: number; kills?: number } = {}): Promise<PgFigures> {
+export async function pgBench(scratch: string, o: { tasks?: number; steps?: number; kills?: number; queryTasks?: number } = {}): Promise<PgFigures> {
   const server = await adminUrl();
   if (!server) return { skipped: 'no PostgreSQL server (set PG_URL, or run one on the local socket or 127.0.0.1:5432)' };
   const name = `atlas_bench_${crypto.randomBytes(4).toString('hex')}`;
@@ -192,13 +195,14 @@ export async function pgBench(scratch: string, o: { tasks?: number; steps?: numb
     out.wait_c4 = await throughput(url, scratch, 'wait', 4, tasks, steps);
     out.shell_c4 = await throughput(url, scratch, 'shell', 4, tasks, steps);
     out.takeover = await takeover(url, scratch, o.kills ?? 20);
+    out.queries = await queryBench(o.queryTasks ?? 10_000, scratch, { url, schema: 'queries' });
     return out;
   } finally {
     await admin(server, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
   }
 }
 
-// node dist/scripts/bench-pg.js [--tasks N] [--steps N] [--kills N]: these figures alone (a smoke run with tiny sizes).
+// node dist/scripts/bench-pg.js [--tasks N] [--steps N] [--kills N] [--query-tasks N]: these figures alone (a smoke run with tiny sizes).
 if (process.argv[1]?.endsWith('bench-pg.js')) {
   const arg = (k: string) => {
     const i = process.argv.indexOf(k);
@@ -206,7 +210,7 @@ if (process.argv[1]?.endsWith('bench-pg.js')) {
   };
   const scratch = fs.mkdtempSync(path.join((await import('node:os')).tmpdir(), 'atlas-bench-pg-'));
   try {
-    console.log(JSON.stringify(await pgBench(scratch, { tasks: arg('--tasks'), steps: arg('--steps'), kills: arg('--kills') }), null, 2));
+    console.log(JSON.stringify(await pgBench(scratch, { tasks: arg('--tasks'), steps: arg('--steps'), kills: arg('--kills'), queryTasks: arg('--query-tasks') }), null, 2));
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true });
   }

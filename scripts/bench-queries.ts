@@ -12,6 +12,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AtlasClient, DAEMON_MAIN, DAEMON_NODE_FLAGS } from '../src/client/client.js';
 import type { ParamsIn } from '../src/protocol/methods.js';
+import { HomePaths } from '../src/store/paths.js';
+import { PgStore } from '../src/store/pg/pg-store.js';
 import { generateHistory, writeHistory } from './history.js';
 
 export interface QueryFigures {
@@ -43,10 +45,22 @@ async function time(n: number, call: () => Promise<unknown>): Promise<{ p50_ms: 
   return { p50_ms: r3(pct(lat, 50)), p99_ms: r3(pct(lat, 99)) };
 }
 
-export async function queryBench(n: number, scratch: string): Promise<QueryFigures> {
+/** With `store`, the history goes into that PostgreSQL database (queries answered in SQL). */
+export async function queryBench(n: number, scratch: string, store?: { url: string; schema: string }): Promise<QueryFigures> {
   const home = fs.mkdtempSync(path.join(scratch, `queries-${n}-`));
   const t0 = performance.now();
-  writeHistory(home, generateHistory({ n, newest: new Date(Date.now() - 60_000), spacingMs: 60_000, workspaces: 10, seed: 11 }));
+  const history = generateHistory({ n, newest: new Date(Date.now() - 60_000), spacingMs: 60_000, workspaces: 10, seed: 11 });
+  if (!store) writeHistory(home, history);
+  else {
+    fs.writeFileSync(path.join(home, 'config.yaml'), `store: ${store.url}\nstore_schema: ${store.schema}\n`, { mode: 0o600 });
+    const pg = new PgStore({ target: store, paths: new HomePaths(home), daemonId: 'bench-history' });
+    await pg.init();
+    try {
+      for (let i = 0; i < history.length; i += 1000) await pg.tasks.createTasks(history.slice(i, i + 1000).map((task) => ({ task })));
+    } finally {
+      await pg.close();
+    }
+  }
   const populateS = Math.round((performance.now() - t0) / 100) / 10;
   const started = performance.now();
   const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, DAEMON_MAIN, '--home', home, '--quiet'], { stdio: 'ignore', detached: true });

@@ -561,6 +561,10 @@ async function main(): Promise<void> {
     const t = pgf.takeover!;
     line(`  takeover after kill -9 (${t.kills} kills)`, `p50 ${t.p50_ms} ms, p99 ${t.p99_ms} ms`, '<= 2000 ms', verdict(t.p99_ms <= 2000));
     targets.push({ name: 'PostgreSQL takeover p99 <= 2 s after kill -9', ok: t.p99_ms <= 2000 });
+    if (pgf.queries) {
+      printQueryFigures(pgf.queries, line);
+      console.log('  (PostgreSQL store: the queries run in SQL)');
+    }
   }
   // The peers on the same workload (8 x 100 at 4 in flight), when PG_URL is set.
   const peers = runPeers(scratch);
