@@ -12,22 +12,13 @@
 // with it, so a step that was never told "go" exits without running anything.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import { processStartTicks } from '../util/proc.js';
 import { GATE, type SpawnerReply, type SpawnerRequest } from './spawner-protocol.js';
 
 const gates = new Map<number, ChildProcess>();
 
 function send(reply: SpawnerReply): void {
   if (process.connected) process.send!(reply);
-}
-
-function startTicks(pid: number): number | null {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
-    return Number.isFinite(ticks) ? ticks : null;
-  } catch {
-    return null;
-  }
 }
 
 function onSpawn(req: Extract<SpawnerRequest, { t: 'spawn' }>): void {
@@ -59,7 +50,7 @@ function onSpawn(req: Extract<SpawnerRequest, { t: 'spawn' }>): void {
     const pid = child.pid!;
     gates.set(pid, child);
     child.stdin!.on('error', () => undefined); // EPIPE when the command does not read its input
-    send({ t: 'spawned', id: req.id, pid, start_ticks: startTicks(pid) });
+    send({ t: 'spawned', id: req.id, pid, start_ticks: processStartTicks(pid) });
   });
   child.once('exit', (code, signal) => {
     if (child.pid === undefined) return;

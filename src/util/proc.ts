@@ -8,16 +8,33 @@
 import fs from 'node:fs';
 import { errnoCode } from '../errors.js';
 
-export function processStartTicks(pid: number): number | null {
+/** The fields of /proc/<pid>/stat that atlas (and its tests) read. */
+export interface ProcStat {
+  /** R, S, D, Z (zombie), X (dead), T... */
+  state: string;
+  ppid: number;
+  /** The process group. */
+  pgrp: number;
+  /** When the process started, in clock ticks since boot (field 22). */
+  startTicks: number;
+}
+
+/** The one /proc/<pid>/stat parser; undefined when the process is gone or /proc is missing. */
+export function procStat(pid: number | string): ProcStat | undefined {
+  let stat: string;
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(rest[19]);
-    return Number.isFinite(ticks) ? ticks : null;
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   } catch {
-    return null;
+    return undefined;
   }
+  // The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { state: f[0] ?? '', ppid: Number(f[1]), pgrp: Number(f[2]), startTicks: Number(f[19]) };
+}
+
+export function processStartTicks(pid: number): number | null {
+  const ticks = procStat(pid)?.startTicks;
+  return ticks !== undefined && Number.isFinite(ticks) ? ticks : null;
 }
 
 export function pidAlive(pid: number): boolean {
@@ -30,18 +47,8 @@ export function pidAlive(pid: number): boolean {
   return !isZombie(pid);
 }
 
-/** The fields of /proc/<pid>/stat after the command name: [state, ppid, pgrp, ...]. */
-function statFields(pid: number | string): string[] | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return undefined;
-  }
-}
-
 function isZombie(pid: number): boolean {
-  const state = statFields(pid)?.[0];
+  const state = procStat(pid)?.state;
   return state === 'Z' || state === 'X';
 }
 
@@ -67,8 +74,8 @@ export function processGroupAlive(pgid: number): boolean {
   } catch (err) {
     return errnoCode(err) === 'EPERM';
   }
-  const leader = statFields(pgid);
-  if (leader && Number(leader[2]) === pgid && leader[0] !== 'Z' && leader[0] !== 'X') return true;
+  const leader = procStat(pgid);
+  if (leader && leader.pgrp === pgid && leader.state !== 'Z' && leader.state !== 'X') return true;
   return groupHasLiveMember(pgid);
 }
 
@@ -82,10 +89,10 @@ function groupHasLiveMember(pgid: number): boolean {
   }
   let seen = false;
   for (const p of pids) {
-    const f = statFields(p);
-    if (!f || Number(f[2]) !== pgid) continue;
+    const f = procStat(p);
+    if (!f || f.pgrp !== pgid) continue;
     seen = true;
-    if (f[0] !== 'Z' && f[0] !== 'X') return true;
+    if (f.state !== 'Z' && f.state !== 'X') return true;
   }
   // No member found at all: /proc may not show it (another pid namespace); trust kill().
   return !seen;

@@ -16,7 +16,7 @@ import { DEFAULT_CONFIG, type Config } from '../../src/config/config.js';
 import { Engine } from '../../src/engine/engine.js';
 import type { TaskRecord } from '../../src/store/records.js';
 import type { LogRecord } from '../../src/store/task-log.js';
-import { homeProcesses } from '../helpers/daemon.js';
+import { homeProcesses, procState } from '../helpers/daemon.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** Compiled fixtures: dist/test/fixtures/NAME.js. */
@@ -157,15 +157,6 @@ export function readArtifact(env: Pick<TestEnv, 'home'>, task: Pick<TaskRecord, 
 
 // ---- processes -------------------------------------------------------------------------
 
-function processState(pid: number): string | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-  } catch {
-    return undefined;
-  }
-}
-
 /** True once `pid` is gone: process.kill(pid, 0) throws ESRCH. */
 export function isDead(pid: number): boolean {
   try {
@@ -181,7 +172,7 @@ export function isDead(pid: number): boolean {
  * can take a moment, so this polls for ESRCH instead of checking once.
  */
 export async function assertDead(pid: number, what = `process ${pid}`, timeoutMs = 10_000): Promise<void> {
-  await waitFor(`${what} to be gone (ESRCH); it is in state ${processState(pid) ?? '?'}`, () => isDead(pid), timeoutMs, 25);
+  await waitFor(`${what} to be gone (ESRCH); it is in state ${procState(pid) ?? '?'}`, () => isDead(pid), timeoutMs, 25);
 }
 
 export function readPid(file: string): number {

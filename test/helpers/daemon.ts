@@ -17,6 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AtlasClient } from '../../src/client/client.js';
 import { socketPathFor } from '../../src/protocol/socket-path.js';
+import { procStat } from '../../src/util/proc.js';
 import { VERSION } from '../../src/version.js';
 import type { TaskRecord, TaskSummary } from '../../src/store/records.js';
 import { TEMPLATES, type TemplateName } from './templates.js';
@@ -40,13 +41,9 @@ export async function waitFor<T>(what: string, check: () => T | undefined | fals
   }
 }
 
-function procState(pid: number): string | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-  } catch {
-    return undefined;
-  }
+/** The process's state letter (Z for a zombie), or undefined once it is gone. */
+export function procState(pid: number): string | undefined {
+  return procStat(pid)?.state;
 }
 
 /** True once `pid` has exited: gone (ESRCH), or a zombie waiting for its parent to reap it. */
@@ -63,19 +60,14 @@ export function isGone(pid: number): boolean {
 export function groupAlive(pgid: number): boolean {
   try {
     process.kill(-pgid, 0);
-  } catch {
-    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
   // kill(-pgid, 0) also succeeds for a group of zombies: look for a live member.
   for (const name of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) === pgid && fields[0] !== 'Z') return true;
-    } catch {
-      // gone
-    }
+    const s = procStat(name);
+    if (s && s.pgrp === pgid && s.state !== 'Z' && s.state !== 'X') return true;
   }
   return false;
 }

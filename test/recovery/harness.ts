@@ -15,6 +15,8 @@ import path from 'node:path';
 import { AtlasClient, CLI_MAIN, startDaemon } from '../../src/client/client.js';
 import type { TaskRecord } from '../../src/store/records.js';
 import { decodeTask } from '../../src/store/task-codec.js';
+import { procStat } from '../../src/util/proc.js';
+import { procState } from '../helpers/daemon.js';
 
 
 export { sleep };
@@ -45,14 +47,6 @@ export function pidAlive(pid: number): boolean {
   return procState(pid) !== 'Z';
 }
 
-function procState(pid: number): string | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-  } catch {
-    return undefined;
-  }
-}
 
 export interface Sandbox {
   root: string;
@@ -322,21 +316,13 @@ export function orphanProcesses(sb: Sandbox, daemonPid: number | undefined): Pro
 function descendsFrom(pid: number, ancestor: number): boolean {
   for (let cur = pid, hops = 0; cur > 1 && hops < 64; hops++) {
     if (cur === ancestor) return true;
-    const ppid = parentOf(cur);
+    const ppid = procStat(cur)?.ppid;
     if (ppid === undefined) return false;
     cur = ppid;
   }
   return false;
 }
 
-function parentOf(pid: number): number | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  } catch {
-    return undefined;
-  }
-}
 
 /** Kills, by pid, every live process of this sandbox: its daemons (checked by their command
  *  line naming this home, so a reused pid is never hit) and its step processes (by marker). */
@@ -433,25 +419,7 @@ export async function waitForTask(sb: Sandbox, ws: string, id: string, what: str
   }
 }
 
-/** True while any non-zombie process of group `pgid` exists. */
-export function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  for (const n of safeReaddir('/proc')) {
-    if (!/^\d+$/.test(n)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${n}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(f[2]) === pgid && f[0] !== 'Z' && f[0] !== 'X') return true;
-    } catch {
-      // gone
-    }
-  }
-  return false;
-}
+export { groupAlive } from '../helpers/daemon.js';
 
 export function countLines(file: string, text: string): number {
   try {

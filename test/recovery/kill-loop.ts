@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TERMINAL_STATUSES } from '../../src/store/records.js';
 import { readLogSync } from '../../src/store/task-log.js';
+import { procStat } from '../../src/util/proc.js';
 import {
   call,
   cleanup,
@@ -433,10 +434,5 @@ function killedGroups(sb: Sandbox): number {
 }
 
 function pgidOf(pid: number): number {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
-  } catch {
-    return -1;
-  }
+  return procStat(pid)?.pgrp ?? -1;
 }
