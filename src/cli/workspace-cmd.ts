@@ -1,5 +1,6 @@
 // atlas workspace create | list | show | remove: each a yargs command with its own options.
 import path from 'node:path';
+import { isRepoUrl } from '../util/repo-url.js';
 import { clientCommand, type Cli } from './connect.js';
 import { ago, c, printJson, statusColor, table, warn } from './output.js';
 
@@ -15,15 +16,16 @@ export function registerWorkspaceCommands(cli: Cli): Cli {
           y
             .positional('name', { type: 'string', demandOption: true, describe: 'the workspace name' })
             .option('path', { type: 'string', describe: 'an existing directory (default: the current one)' })
-            .option('repo', { type: 'string', describe: 'a git repository to make a worktree of, on a new branch' })
+            .option('repo', { type: 'string', describe: 'a git repository to make a worktree of (a directory), or to clone (a URL), on a new branch' })
             .option('branch', { type: 'string', describe: 'with --repo: the new branch (default atlas/<name>)' })
             .example('$0 workspace create api --path ~/src/api', 'use an existing directory')
-            .example('$0 workspace create fix-42 --repo ~/src/api --branch fix/42', 'a new git worktree'),
+            .example('$0 workspace create fix-42 --repo ~/src/api --branch fix/42', 'a new git worktree')
+            .example('$0 workspace create api --repo https://git.example.com/api.git', 'a clone (on a shared store, every daemon makes its own)'),
         act(async (args, client) => {
           const ws = await client.call('workspace.create', {
             name: args.name,
             // Both are sent when both are given: the daemon refuses the pair (never one dropped in silence).
-            ...(args.repo ? { repo: path.resolve(args.repo) } : {}),
+            ...(args.repo ? { repo: isRepoUrl(args.repo) ? args.repo : path.resolve(args.repo) } : {}),
             ...(args.path !== undefined || !args.repo ? { path: path.resolve(args.path ?? '.') } : {}),
             ...(args.branch ? { branch: args.branch } : {}),
           });

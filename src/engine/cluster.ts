@@ -55,6 +55,7 @@ export class Cluster {
   private readonly pollMs: number;
   private reconnecting = false;
   private claimsPaused = false;
+  private readonly heldOff = new Map<string, number>();
   takeovers = 0;
   leasesLost = 0;
 
@@ -66,11 +67,18 @@ export class Cluster {
     return this.o.store.db.daemonId;
   }
 
-  /** Workspaces this daemon can run: those it made, those its config lists. */
+  /** Workspaces this daemon can run: --repo ones (it makes its own copy), those it made, those
+   *  its config lists; less those whose copy it failed to make a moment ago. */
   async runnableWorkspaces(): Promise<string[]> {
-    const creators = await this.o.store.workspaces.creators();
     const listed = this.o.config.workspaces;
-    return [...creators].filter(([name, by]) => by === this.daemonId || name in listed).map(([name]) => name);
+    const now = performance.now();
+    for (const [ws, until] of this.heldOff) if (until <= now) this.heldOff.delete(ws);
+    return (await this.o.store.workspaces.reach()).filter((w) => (w.anywhere || w.created_by === this.daemonId || w.name in listed) && !this.heldOff.has(w.name)).map((w) => w.name);
+  }
+
+  /** Claims no task of workspace `ws` for `ms` (its copy could not be made here: another daemon may). */
+  holdOff(ws: string, ms: number): void {
+    this.heldOff.set(ws, performance.now() + ms);
   }
 
   async start(): Promise<{ killed_groups: number; released: number }> {

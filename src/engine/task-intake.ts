@@ -12,6 +12,7 @@ import { checkDependencies } from './dependencies.js';
 import type { EngineCore } from './engine-core.js';
 import { checkLabels } from './labels.js';
 import { checkDurationInputs, newStepState, resolveInputs } from './new-task.js';
+import { runsAnywhere } from './workspaces.js';
 
 export interface StartParams {
   template: string;
@@ -68,11 +69,15 @@ export async function prepareTask(engine: EngineCore, p: StartParams): Promise<P
   if (!Number.isInteger(priority) || Math.abs(priority) > 1_000_000) {
     throw new AtlasError('invalid_input', `priority must be a whole number (got ${String(p.priority)})`);
   }
-  try {
-    const st = await fsp.stat(workspace.path);
-    if (!st.isDirectory()) throw new Error('not a directory');
-  } catch {
-    throw new AtlasError('invalid_input', `workspace ${workspace.name}'s directory ${workspace.path} does not exist; recreate the workspace`);
+  // On a shared store a --repo workspace's directory is the copy of whichever daemon runs the
+  // task, made when it claims it: the one recorded may be on another machine.
+  if (!(engine.store.kind === 'postgres' && runsAnywhere(workspace))) {
+    try {
+      const st = await fsp.stat(workspace.path);
+      if (!st.isDirectory()) throw new Error('not a directory');
+    } catch {
+      throw new AtlasError('invalid_input', `workspace ${workspace.name}'s directory ${workspace.path} does not exist; recreate the workspace`);
+    }
   }
   const labels = checkLabels(p.labels);
   const at = new Date().toISOString();

@@ -1,5 +1,6 @@
 // Workspace operations: bind a name to an existing directory (--path) or to a new git
-// worktree on a new branch under $ATLAS_HOME/worktrees/<ws> (--repo), list, show, remove.
+// worktree on a new branch under $ATLAS_HOME/worktrees/<ws> (--repo DIR) or a clone there (--repo URL:
+// workspace-copies.ts), list, show, remove.
 import { execFile } from 'node:child_process';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -9,6 +10,8 @@ import { ensureDir } from '../store/atomic.js';
 import { assertName } from '../store/names.js';
 import { TERMINAL_STATUSES, type WorkspaceRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
+import { isRepoUrl } from '../util/repo-url.js';
+import { checkRemote, cloneCopy, gitMessage } from './workspace-copies.js';
 
 const run = promisify(execFile);
 
@@ -53,12 +56,6 @@ export async function createWorkspace(store: Store, p: CreateWorkspaceParams): P
     }
     return store.workspaces.create({ name, path: real, kind: 'path', repo: null, branch: null });
   }
-  const repo = path.resolve(p.repo);
-  try {
-    await run('git', ['-C', repo, 'rev-parse', '--git-dir']);
-  } catch {
-    throw new AtlasError('invalid_input', `${repo} is not a git repository`, { details: { repo } });
-  }
   const branch = p.branch ?? `atlas/${name}`;
   try {
     await run('git', ['check-ref-format', '--branch', branch]);
@@ -66,17 +63,35 @@ export async function createWorkspace(store: Store, p: CreateWorkspaceParams): P
     throw new AtlasError('invalid_input', `'${branch}' is not a valid branch name`);
   }
   const dir = store.paths.worktree(name);
+  if (isRepoUrl(p.repo)) {
+    // A URL: this daemon's copy is a clone (as every other daemon's will be).
+    if (await isDir(dir)) throw new AtlasError('already_exists', `${dir} already exists (a copy left by an earlier workspace ${name}?); remove it first`, { details: { path: dir } });
+    await checkRemote(p.repo);
+    await ensureDir(store.paths.worktreesDir);
+    try {
+      await cloneCopy(p.repo, branch, dir);
+    } catch (err) {
+      throw new AtlasError('invalid_input', (err as Error).message, { details: { repo: p.repo } });
+    }
+    return store.workspaces.create({ name, path: dir, kind: 'worktree', repo: p.repo, branch });
+  }
+  const repo = path.resolve(p.repo);
+  try {
+    await run('git', ['-C', repo, 'rev-parse', '--git-dir']);
+  } catch {
+    throw new AtlasError('invalid_input', `${repo} is not a git repository`, { details: { repo } });
+  }
   await ensureDir(store.paths.worktreesDir);
   try {
     await run('git', ['-C', repo, 'worktree', 'add', '-b', branch, dir]);
   } catch (err) {
-    const msg = ((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n').at(-1);
+    const msg = gitMessage(err);
     throw new AtlasError('invalid_input', `could not create a worktree of ${repo} on branch ${branch}: ${msg}`);
   }
   return store.workspaces.create({ name, path: dir, kind: 'worktree', repo, branch });
 }
 
-/** A --repo workspace runs on any daemon of a shared store (each makes its own clone); a --path one only where its directory is. */
+/** A --repo workspace runs on any daemon of a shared store (each makes its own copy); a --path one only where its directory is. */
 export function runsAnywhere(ws: WorkspaceRecord): boolean {
   return ws.kind === 'worktree' && ws.repo !== null;
 }
@@ -104,11 +119,18 @@ export async function removeWorkspace(store: Store, name: string, purge: boolean
       details: { name, tasks: open.map((t) => t.id) },
     });
   }
-  if (ws?.kind === 'worktree' && ws.repo) {
+  if (ws?.kind === 'worktree' && ws.repo && isRepoUrl(ws.repo)) {
+    // This daemon's clone goes (other daemons' copies stay in their homes); one with changes not
+    // committed is kept unless --purge.
+    const dir = store.paths.worktree(ws.name);
+    const dirty = await run('git', ['-C', dir, 'status', '--porcelain']).then((r) => r.stdout.trim() !== '', () => false);
+    if (dirty && !purge) warnings.push(`the clone ${dir} was kept: it has changes not committed (use --purge to remove it anyway)`);
+    else await fsp.rm(dir, { recursive: true, force: true });
+  } else if (ws?.kind === 'worktree' && ws.repo) {
     try {
       await run('git', ['-C', ws.repo, 'worktree', 'remove', ...(purge ? ['--force'] : []), ws.path]);
     } catch (err) {
-      const msg = ((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n').at(-1);
+      const msg = gitMessage(err);
       warnings.push(`the worktree ${ws.path} was kept: ${msg} (use --purge to force)`);
     }
   }

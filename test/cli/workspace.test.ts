@@ -16,6 +16,18 @@ function git(dir: string, ...args: string[]): string {
   return r.stdout.trim();
 }
 
+/** A repository on branch main with one commit (README: hello). */
+function seedRepo(repo: string): string {
+  git(repo, 'init', '-q', '--initial-branch=main');
+  git(repo, 'config', 'user.name', 'Atlas Test');
+  git(repo, 'config', 'user.email', 'atlas-test@example.invalid');
+  git(repo, 'config', 'commit.gpgsign', 'false');
+  fs.writeFileSync(path.join(repo, 'README'), 'hello\n');
+  git(repo, 'add', '.');
+  git(repo, 'commit', '-q', '-m', 'first');
+  return repo;
+}
+
 describe('atlas workspace', () => {
   let h: TestHome;
   let plain: string;
@@ -103,14 +115,7 @@ describe('atlas workspace', () => {
   });
 
   test('create --repo makes a worktree under <home>/worktrees/<ws> on a new branch', async () => {
-    const repo = h.dir('repo');
-    git(repo, 'init', '-q', '--initial-branch=main');
-    git(repo, 'config', 'user.name', 'Atlas Test');
-    git(repo, 'config', 'user.email', 'atlas-test@example.invalid');
-    git(repo, 'config', 'commit.gpgsign', 'false');
-    fs.writeFileSync(path.join(repo, 'README'), 'hello\n');
-    git(repo, 'add', '.');
-    git(repo, 'commit', '-q', '-m', 'first');
+    const repo = seedRepo(h.dir('repo'));
 
     const ws = await h.json<WorkspaceRecord>(['workspace', 'create', 'feature-x', '--repo', repo]);
     assert.equal(ws.kind, 'worktree');
@@ -196,5 +201,38 @@ describe('atlas workspace', () => {
     expectExit(await h.cli(['template', 'show']), 2);
     const template = (await h.ok(['template', '--help'])).stdout;
     for (const sub of ['list', 'show <name>', 'validate <file>']) assert.ok(template.includes(`template ${sub}`), template);
+  });
+});
+
+describe('atlas workspace --repo URL', () => {
+  test('create clones the URL under <home>/worktrees/<ws> on a new branch; remove removes the clone unless it has changes', async () => {
+    const h = new TestHome();
+    try {
+      const seed = seedRepo(h.dir('seed'));
+      const bare = path.join(h.root, 'origin.git');
+      git(h.root, 'clone', '-q', '--bare', seed, bare);
+      await h.startDaemon();
+
+      const url = `file://${bare}`;
+      const ws = await h.json<WorkspaceRecord>(['workspace', 'create', 'web', '--repo', url]);
+      assert.deepEqual([ws.kind, ws.repo, ws.branch, ws.path], ['worktree', url, 'atlas/web', path.join(h.home, 'worktrees', 'web')]);
+      assert.equal(fs.readFileSync(path.join(ws.path, 'README'), 'utf8'), 'hello\n');
+      assert.equal(git(ws.path, 'rev-parse', '--abbrev-ref', 'HEAD'), 'atlas/web');
+
+      // A URL nothing answers: a clear refusal (exit 2), nothing made.
+      const bad = expectExit(await h.cli(['workspace', 'create', 'nothing', '--repo', `file://${path.join(h.root, 'missing.git')}`]), 2);
+      assert.match(bad.stderr, /cannot be cloned from here/);
+      assert.equal(fs.existsSync(path.join(h.home, 'worktrees', 'nothing')), false);
+
+      fs.writeFileSync(path.join(ws.path, 'README'), 'changed\n');
+      const kept = await h.json<{ warnings: string[] }>(['workspace', 'remove', 'web']);
+      assert.match(kept.warnings.join('\n'), /kept: it has changes not committed/);
+      assert.ok(fs.existsSync(ws.path), 'a clone with changes is kept');
+      await h.json(['workspace', 'create', 'site', '--repo', url]);
+      await h.json(['workspace', 'remove', 'site']);
+      assert.equal(fs.existsSync(path.join(h.home, 'worktrees', 'site')), false, 'a clean clone is removed');
+    } finally {
+      await h.dispose();
+    }
   });
 });

@@ -44,10 +44,20 @@ export class PgWorkspaces implements StoreWorkspaces {
     return out;
   }
 
-  /** The daemon that made each workspace. */
-  async creators(): Promise<Map<string, string | null>> {
-    const r = await this.db.query<{ name: string; created_by: string | null }>('list workspaces', 'SELECT name, created_by FROM workspaces');
-    return new Map(r.rows.map((x) => [x.name, x.created_by]));
+  /** Who can run each workspace: the daemon that made it, and whether it runs on any daemon
+   *  (a --repo workspace: each daemon makes its own copy). */
+  async reach(): Promise<Array<{ name: string; created_by: string | null; anywhere: boolean }>> {
+    const r = await this.db.query<{ name: string; created_by: string | null; record: string }>('list workspaces', 'SELECT name, created_by, record FROM workspaces');
+    return r.rows.map((x) => {
+      let anywhere = false;
+      try {
+        const rec = parse(x.name, x.record);
+        anywhere = rec.kind === 'worktree' && typeof rec.repo === 'string';
+      } catch {
+        // an unreadable record: only its maker runs it
+      }
+      return { name: x.name, created_by: x.created_by, anywhere };
+    });
   }
 
   async remove(name: string, purge: boolean): Promise<void> {
