@@ -189,6 +189,34 @@ export async function runMcpServer(args: GlobalArgs): Promise<void> {
     guard(async (_a, c) => ok({ workspaces: await c.call('workspace.list', {}) })),
   );
 
+  const workspace = z.string().min(1).max(200).describe('workspace name');
+  server.registerTool(
+    'atlas_memory_add',
+    {
+      title: 'Remember something for a workspace',
+      description: "Adds an entry to a workspace's memory, which the ai steps of its tasks are given (newest first).",
+      inputSchema: { workspace, text: z.string().min(1).max(8192).describe('what to remember'), kind: z.enum(['decision', 'note', 'pattern']).optional().describe('default note') },
+      outputSchema: { entry: anyObject },
+      annotations: { ...write, idempotentHint: false },
+    },
+    guard(async (a, c) => {
+      const entry = await c.call('memory.add', { workspace: a.workspace, text: a.text, ...(a.kind ? { kind: a.kind } : {}) });
+      return ok({ entry }, `added memory entry #${entry.id} to workspace ${entry.workspace}`);
+    }),
+  );
+
+  server.registerTool(
+    'atlas_memory_list',
+    {
+      title: "A workspace's memory",
+      description: "The workspace's memory entries, oldest first; with query, only those holding every word of it.",
+      inputSchema: { workspace, query: z.string().min(1).max(1000).optional() },
+      outputSchema: { entries: z.array(anyObject) },
+      annotations: read,
+    },
+    guard(async (a, c) => ok({ entries: a.query ? await c.call('memory.search', { workspace: a.workspace, query: a.query }) : await c.call('memory.list', { workspace: a.workspace }) })),
+  );
+
   const transport = new StdioServerTransport();
   await server.connect(transport);
   await new Promise<void>((resolve) => {

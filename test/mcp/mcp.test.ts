@@ -35,7 +35,7 @@ test('atlas mcp: tools over stdio with the SDK client: start, wait, logs, approv
     const { tools } = await client.listTools();
     const names = tools.map((t) => t.name).sort();
     assert.deepEqual(names, [
-      'atlas_task_approve', 'atlas_task_cancel', 'atlas_task_list', 'atlas_task_logs', 'atlas_task_reject', 'atlas_task_resume',
+      'atlas_memory_add', 'atlas_memory_list', 'atlas_task_approve', 'atlas_task_cancel', 'atlas_task_list', 'atlas_task_logs', 'atlas_task_reject', 'atlas_task_resume',
       'atlas_task_show', 'atlas_task_start', 'atlas_task_wait', 'atlas_template_list', 'atlas_workspace_list',
     ]);
     for (const t of tools) {
@@ -49,6 +49,12 @@ test('atlas mcp: tools over stdio with the SDK client: start, wait, logs, approv
     const call = async (name: string, args: Record<string, unknown>) => (await client.callTool({ name, arguments: args })) as Result;
     const wsList = await call('atlas_workspace_list', {});
     assert.ok((wsList.structuredContent!['workspaces'] as Array<{ name: string }>).some((w) => w.name === 'w'));
+
+    const added = await call('atlas_memory_add', { workspace: 'w', text: 'Tests run with npm test', kind: 'pattern' });
+    assert.ok(!added.isError, added.content[0]?.text);
+    const found = await call('atlas_memory_list', { workspace: 'w', query: 'npm' });
+    assert.deepEqual((found.structuredContent!['entries'] as Array<{ text: string; kind: string }>).map((e) => [e.kind, e.text]), [['pattern', 'Tests run with npm test']]);
+    assert.equal((await call('atlas_memory_list', { workspace: 'nope' })).isError, true);
 
     const started = await call('atlas_task_start', { template: 'review', workspace: 'w' });
     assert.ok(!started.isError, started.content[0]?.text);
