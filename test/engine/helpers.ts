@@ -5,7 +5,6 @@
 // Every wait here has a deadline; nothing sleeps to "let things settle". closeEnv fails the
 // test when a process started by a step (recognised by ATLAS_HOME=<home> in its
 // environment) is still alive after the engine shut down.
-import { setTimeout as sleep } from 'node:timers/promises';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,7 +15,7 @@ import { DEFAULT_CONFIG, type Config } from '../../src/config/config.js';
 import { Engine } from '../../src/engine/engine.js';
 import type { TaskRecord } from '../../src/store/records.js';
 import type { LogRecord } from '../../src/store/task-log.js';
-import { homeProcesses, procState } from '../helpers/daemon.js';
+import { homeProcesses, procState, waitFor } from '../helpers/daemon.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** Compiled fixtures: dist/test/fixtures/NAME.js. */
@@ -126,16 +125,7 @@ export async function run(env: TestEnv, template: string, inputs: Record<string,
   return settle(env.engine, t.id, timeoutMs);
 }
 
-/** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
-export async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000, intervalMs = 20): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(intervalMs);
-  }
-}
+export { waitFor };
 
 /** task.json exactly as other programs read it. */
 export function readTaskFile(env: Pick<TestEnv, 'home'>, workspace: string, id: string): TaskRecord {

@@ -1,5 +1,8 @@
-// Shared helpers for the daemon and CLI integration tests: a temp home driven only through
-// the built CLI (process.execPath + dist/src/cli/main.js) and the control socket.
+// The test harness: a temp home driven only through the built CLI (process.execPath +
+// dist/src/cli/main.js) and the control socket, bounded waits, and the process table. The
+// other test helpers build on it (test/engine/helpers.ts for an in-process engine,
+// test/store/helpers.ts for a bare store, test/recovery/harness.ts for the crash suite,
+// test/cluster/helpers.ts for several daemons on one database) instead of copying it.
 //
 // A TestHome starts a real daemon with `atlas daemon start`, runs CLI commands capturing
 // stdout, stderr and the exit code, and in dispose() stops the daemon with `atlas daemon

@@ -1,5 +1,6 @@
-// Helpers for the fault-injection suite: a temp home driven by a real daemon process (the
-// compiled CLI), hard kills, bounded waits, and the on-disk and process-table checks the
+// Helpers for the fault-injection suite, on top of the one test harness (test/helpers/daemon.ts:
+// bounded waits, the process table, the CLI's environment): a temp home driven by a real
+// daemon process (the compiled CLI), hard kills, and the on-disk and process-table checks the
 // tests make after every crash.
 //
 // Every wait has a deadline. Processes started by a test are tracked and killed by pid in
@@ -16,37 +17,36 @@ import { AtlasClient, CLI_MAIN, startDaemon } from '../../src/client/client.js';
 import type { TaskRecord } from '../../src/store/records.js';
 import { decodeTask } from '../../src/store/task-codec.js';
 import { procStat } from '../../src/util/proc.js';
-import { procState } from '../helpers/daemon.js';
-
+import { cliEnv, isGone, procState, waitFor as waitForCondition } from '../helpers/daemon.js';
 
 export { sleep };
 
-/** Polls `check` until it returns something other than undefined/false; fails after `timeoutMs`. */
+/**
+ * The harness's waitFor (test/helpers/daemon.ts), except that a check that throws counts as
+ * "not yet" (the daemon may not answer yet); the last error is named on timeout.
+ */
 export async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000, intervalMs = 20): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
   let lastErr: unknown;
-  for (;;) {
+  const tolerant = async () => {
     try {
-      const v = await check();
-      if (v !== undefined && v !== false) return v;
+      return await check();
     } catch (err) {
       lastErr = err;
+      return undefined;
     }
-    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? ` (last error: ${(lastErr as Error).message})` : ''}`);
-    await sleep(intervalMs);
-  }
-}
-
-export function pidAlive(pid: number): boolean {
+  };
   try {
-    process.kill(pid, 0);
+    return await waitForCondition(what, tolerant, timeoutMs, intervalMs);
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if (lastErr) (err as Error).message += ` (last error: ${(lastErr as Error).message})`;
+    throw err;
   }
-  // A zombie is dead for every purpose here: it runs nothing and holds nothing.
-  return procState(pid) !== 'Z';
 }
 
+/** Alive and no zombie (a zombie runs nothing and holds nothing). */
+export function pidAlive(pid: number): boolean {
+  return !isGone(pid);
+}
 
 export interface Sandbox {
   root: string;
@@ -196,7 +196,7 @@ export async function stopTheDaemon(sb: Sandbox, pid: number | undefined, timeou
 
 /** Runs the CLI synchronously (bounded); returns exit status and output. */
 export function cli(sb: Sandbox, args: string[], timeoutMs = 30_000): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI_MAIN, '--home', sb.home, ...args], { encoding: 'utf8', timeout: timeoutMs, env: { ...process.env, NO_COLOR: '1' } });
+  const r = spawnSync(process.execPath, [CLI_MAIN, '--home', sb.home, ...args], { encoding: 'utf8', timeout: timeoutMs, env: cliEnv() });
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
 

@@ -1,7 +1,6 @@
 // Shared helpers for the store tests: temp homes, task records, a tree snapshot, and child
 // process fixtures with bounded waits. Every wait here has a deadline; nothing sleeps to
 // "let things settle".
-import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -11,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { isAtlasError, type AtlasError, type ErrorCode } from '../../src/errors.js';
 import { SCHEMA_VERSION, type TaskRecord } from '../../src/store/records.js';
 import { FsStore, type StoreOptions } from '../../src/store/fs-store.js';
+import { waitFor } from '../helpers/daemon.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** Compiled fixtures live at dist/test/fixtures/NAME.js. */
@@ -134,11 +134,7 @@ export async function within<T>(ms: number, what: string, p: Promise<T>): Promis
 
 /** Polls `cond` every few ms until it holds, failing after `ms`. For conditions with no event to wait on. */
 export async function until(ms: number, what: string, cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(10);
-  }
+  await waitFor(what, cond, ms, 10);
 }
 
 export interface Exit {
