@@ -17,7 +17,7 @@ import { SseStream } from './sse.js';
 import { serveTaskFeed, type FeedSource } from './task-feed.js';
 
 /** Methods that change nothing, so GET may call them. */
-const READ_ONLY: ReadonlySet<Method> = new Set<Method>(['daemon.ping', 'daemon.status', 'task.get', 'task.list', 'task.wait', 'task.logs', 'task.artifacts', 'task.artifact', 'workspace.list', 'workspace.get', 'template.list', 'template.get', 'template.validate', 'events.list', 'schedule.list', 'schedule.get']);
+const READ_ONLY: ReadonlySet<Method> = new Set<Method>(['daemon.ping', 'daemon.status', 'task.get', 'task.list', 'task.wait', 'task.logs', 'task.artifacts', 'task.artifact', 'workspace.list', 'workspace.get', 'template.list', 'template.get', 'template.validate', 'events.list', 'schedule.list', 'schedule.get', 'memory.list', 'memory.search']);
 /** Methods that only make sense as a stream. */
 const STREAM_ONLY: ReadonlySet<string> = new Set(['events.subscribe']);
 const NUMBER_KEYS = new Set(['limit', 'tail', 'priority', 'timeout_ms', 'since']);

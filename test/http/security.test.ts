@@ -50,6 +50,10 @@ describe('HTTP listener security', () => {
     const schedules = await request(`${base}/api/schedule.list`, { headers: bearer() });
     assert.equal(schedules.status, 200, schedules.text);
     assert.deepEqual(schedules.json(), []);
+    // A workspace's memory is read with GET too (and an unknown workspace is a 404).
+    const memory = await request(`${base}/api/memory.list?workspace=nope`, { headers: bearer() });
+    assert.equal(memory.status, 404, memory.text);
+    assert.match(memory.text, /no workspace nope/);
     assert.equal((await request(`${base}/api/schedule.get?name=nope`, { headers: bearer() })).status, 404);
   });
 
