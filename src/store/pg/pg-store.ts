@@ -15,6 +15,7 @@ import type { LogRecord, ReadLogResult, Store, StoreArtifacts, Warn } from '../s
 import { LOG_PAGE_RECORDS, type LogPage, type LogPageOptions } from '../log-reader.js';
 import { parseRecord } from '../task-log.js';
 import { decodeTask } from '../task-codec.js';
+import { summarize } from '../records.js';
 import { poolFor, pgError, type PgTarget } from './connect.js';
 import { Db } from './db.js';
 import { migrate, type MigrateResult } from './migrate.js';
@@ -22,7 +23,7 @@ import { PgArchive } from './pg-archive.js';
 import { PgArtifacts } from './pg-artifacts.js';
 import { eventParams, eventsCte, PgEventLog, startedDraft, stepStartOf } from './pg-events.js';
 import { PgIndex } from './pg-index.js';
-import { fillSearch } from './pg-query.js';
+import { fillSearch, queryColumns } from './pg-query.js';
 import { PgTasks } from './pg-tasks.js';
 import { PgWorkspaces } from './pg-workspaces.js';
 import { PgSchedules } from './pg-schedules.js';
@@ -253,8 +254,13 @@ export class PgStore implements Store {
       const problem = (err as Error).message;
       if (row.prev !== null) {
         try {
-          decodeTask(row.prev, id);
-          await this.db.query('restore a checkpoint', `UPDATE tasks SET data = prev, change_seq = nextval('change_seq') WHERE id = $1`, [id]);
+          const prev = decodeTask(row.prev, id);
+          // The columns follow the restored record (a writer holds its revision; queries read them).
+          await this.db.query(
+            'restore a checkpoint',
+            `UPDATE tasks SET data = prev, revision = $2, status = $3, priority = $4, summary = $5, labels = $6::jsonb, search = $7, change_seq = nextval('change_seq') WHERE id = $1`,
+            [id, prev.revision, prev.status, prev.priority, JSON.stringify(summarize(prev)), ...queryColumns(prev)],
+          );
           return { id, workspace, action: 'restored_backup', problem };
         } catch {
           // quarantine below
