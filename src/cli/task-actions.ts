@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { AtlasClient } from '../client/client.js';
 import { ClientError } from '../client/client.js';
-import type { TaskRecord, TaskSummary } from '../store/records.js';
+import { isResumable, type TaskRecord, type TaskSummary } from '../store/records.js';
 import { withClient, type GlobalArgs } from './connect.js';
 import { queueLine } from './ps-cmd.js';
 import { exitForTask, ago, c, duration, fail, info, printJson, statusColor, table, warn } from './output.js';
@@ -178,7 +178,7 @@ export async function showAction(args: Args, client: AtlasClient): Promise<void>
   if (t.status === 'awaiting_approval' && step) {
     const prompt = (step.definition as { prompt?: string }).prompt;
     process.stdout.write(`\n${c.yellow('waiting for approval')}: ${prompt ?? step.name}\n  atlas approve ${t.id}   |   atlas reject ${t.id} --reason "..." [--retry-from <step>]\n`);
-  } else if (['failed', 'validation_failed', 'gh_failed', 'ci_failed', 'ci_timeout', 'interrupted'].includes(t.status)) {
+  } else if (isResumable(t.status)) {
     process.stdout.write(`\nresume with: atlas resume ${t.id}   (or: atlas cancel ${t.id})\n`);
   }
 }
@@ -197,7 +197,7 @@ async function waitingLines(client: AtlasClient, t: TaskRecord): Promise<string[
   const parts: string[] = [];
   for (const id of t.waiting_on) {
     const dep = await client.call('task.get', { id }).catch(() => undefined);
-    const hint = dep && ['failed', 'validation_failed', 'gh_failed', 'ci_failed', 'ci_timeout', 'interrupted'].includes(dep.status) ? ' (resume or cancel it)' : '';
+    const hint = dep && isResumable(dep.status) ? ' (resume or cancel it)' : '';
     parts.push(`${id} ${dep ? statusColor(dep.status) : 'missing'}${hint}`);
   }
   return [`waiting on ${parts.join(', ')}`];

@@ -8,10 +8,10 @@
 //     every: 24h
 import { z } from 'zod';
 import { durationSchema, parseDuration } from '../templates/schema.js';
-import type { TaskStatus } from '../store/records.js';
+import { RESUMABLE_STATUSES, type TaskStatus } from '../store/records.js';
 
 /** Statuses a prune may take: never a task that runs or waits (pending, running, awaiting_approval). */
-export const PRUNABLE_STATUSES = ['completed', 'rejected', 'abandoned', 'failed', 'validation_failed', 'gh_failed', 'ci_failed', 'ci_timeout', 'interrupted'] as const satisfies readonly TaskStatus[];
+export const PRUNABLE_STATUSES = ['completed', 'rejected', 'abandoned', ...RESUMABLE_STATUSES] as const satisfies readonly TaskStatus[];
 export const DEFAULT_PRUNE_STATUSES: TaskStatus[] = ['completed', 'rejected', 'abandoned'];
 
 export const retentionSchema = z

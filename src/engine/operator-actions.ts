@@ -2,7 +2,7 @@
 // cancel. Each changes a task no runner holds (or stops the runner first, for cancel).
 import { AtlasError, isAtlasError } from '../errors.js';
 import { assertTaskId } from '../store/names.js';
-import { TERMINAL_STATUSES, type TaskRecord } from '../store/records.js';
+import { RESUMABLE_STATUSES, TERMINAL_STATUSES, type TaskRecord } from '../store/records.js';
 import type { EngineCore } from './engine-core.js';
 import { killLeftover } from './reattach.js';
 import { stepEvent } from '../store/step-states.js';
@@ -12,7 +12,7 @@ import { RESUMABLE_FROM, transition } from './transitions.js';
 export async function resume(engine: EngineCore, id: string): Promise<TaskRecord> {
   const task = await engine.updateIdle(id, (t) => {
     if (!RESUMABLE_FROM.has(t.status)) {
-      throw new AtlasError('not_allowed', `task ${id} is ${t.status}; only failed, validation_failed, gh_failed, ci_failed, ci_timeout or interrupted tasks can be resumed`, {
+      throw new AtlasError('not_allowed', `task ${id} is ${t.status}; only ${RESUMABLE_STATUSES.slice(0, -1).join(', ')} or ${RESUMABLE_STATUSES.at(-1)} tasks can be resumed`, {
         details: { id, status: t.status },
       });
     }

@@ -2,7 +2,7 @@
 // checks this one table and records the change in transitions[]; an illegal change throws
 // InvalidTransitionError and writes nothing.
 import { AtlasError } from '../errors.js';
-import { type TaskRecord, type TaskStatus } from '../store/records.js';
+import { RESUMABLE_STATUSES, type TaskRecord, type TaskStatus } from '../store/records.js';
 
 const RESUMABLE: TaskStatus[] = ['pending', 'abandoned'];
 
@@ -32,8 +32,8 @@ export const TRANSITIONS: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = 
   abandoned: [],
 };
 
-/** Statuses a user can `resume` from. */
-export const RESUMABLE_FROM: ReadonlySet<TaskStatus> = new Set(['validation_failed', 'failed', 'gh_failed', 'ci_failed', 'ci_timeout', 'interrupted']);
+/** Statuses a user can `resume` from (the table above sends each of them to RESUMABLE). */
+export const RESUMABLE_FROM: ReadonlySet<TaskStatus> = new Set(RESUMABLE_STATUSES);
 
 export class InvalidTransitionError extends AtlasError {
   constructor(task: TaskRecord, to: TaskStatus) {

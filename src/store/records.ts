@@ -21,6 +21,9 @@ export const TASK_STATUSES = [
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
 export const TERMINAL_STATUSES: ReadonlySet<TaskStatus> = new Set(['completed', 'rejected', 'abandoned']);
+/** Statuses a task can be resumed from (`atlas resume`): it stopped short and can run again. */
+export const RESUMABLE_STATUSES = ['failed', 'validation_failed', 'gh_failed', 'ci_failed', 'ci_timeout', 'interrupted'] as const satisfies readonly TaskStatus[];
+export const isResumable = (s: TaskStatus): boolean => (RESUMABLE_STATUSES as readonly TaskStatus[]).includes(s);
 
 export function isTaskStatus(s: unknown): s is TaskStatus {
   return typeof s === 'string' && (TASK_STATUSES as readonly string[]).includes(s);
