@@ -89,7 +89,7 @@ export function registerHistoryCommands(cli: Cli): Cli {
       (y) =>
         y
           .positional('file', { type: 'string', demandOption: true, describe: 'a file made by atlas backup' })
-          .option('force', { type: 'boolean', describe: 'restore over a home that is not empty (it is moved aside to <home>.before-restore-<date>, not deleted)' }),
+          .option('force', { type: 'boolean', describe: 'restore over a home that is not empty (moved aside to <home>.before-restore-<date>), or a PostgreSQL schema that holds data (renamed to <schema>_before_restore_<ms>); nothing is deleted' }),
       async (args) => {
         try {
           const r = await restore(path.resolve(args.file!), homeOf(args), { force: args.force === true });
