@@ -11,9 +11,11 @@ export function defaultHome(): string {
 
 export class HomePaths {
   readonly root: string;
+  readonly workspacesDir: string;
 
   constructor(root: string) {
     this.root = path.resolve(root);
+    this.workspacesDir = path.join(this.root, 'workspaces');
   }
 
   get config(): string { return path.join(this.root, 'config.yaml'); }
@@ -27,22 +29,24 @@ export class HomePaths {
   get daemonLog(): string { return path.join(this.logsDir, 'daemon.log'); }
   get templatesDir(): string { return path.join(this.root, 'templates'); }
   get worktreesDir(): string { return path.join(this.root, 'worktrees'); }
-  get workspacesDir(): string { return path.join(this.root, 'workspaces'); }
   get quarantineDir(): string { return path.join(this.root, 'quarantine'); }
   get eventsDir(): string { return path.join(this.root, 'events'); }
   get schedulesDir(): string { return path.join(this.root, 'schedules'); }
 
   worktree(ws: string): string { return path.join(this.worktreesDir, assertName('workspace', ws)); }
-  workspaceDir(ws: string): string { return path.join(this.workspacesDir, assertName('workspace', ws)); }
-  workspaceFile(ws: string): string { return path.join(this.workspaceDir(ws), 'workspace.json'); }
+  // Below the workspaces directory, names that passed validation (no separator, no dot
+  // segment) are joined by plain concatenation: these run several times per step, and
+  // path.join's normalising was the daemon's largest allocation per step.
+  workspaceDir(ws: string): string { return `${this.workspacesDir}/${assertName('workspace', ws)}`; }
+  workspaceFile(ws: string): string { return `${this.workspaceDir(ws)}/workspace.json`; }
   /** The workspace's memory journal (memory.ts). */
-  memoryFile(ws: string): string { return path.join(this.workspaceDir(ws), 'memory.jsonl'); }
-  tasksDir(ws: string): string { return path.join(this.workspaceDir(ws), 'tasks'); }
-  taskDir(ws: string, id: string): string { return path.join(this.tasksDir(ws), assertTaskId(id)); }
-  taskFile(ws: string, id: string): string { return path.join(this.taskDir(ws, id), 'task.json'); }
-  taskBackup(ws: string, id: string): string { return path.join(this.taskDir(ws, id), 'task.json.bak'); }
-  taskLog(ws: string, id: string): string { return path.join(this.taskDir(ws, id), 'task.log'); }
-  artifactsDir(ws: string, id: string): string { return path.join(this.taskDir(ws, id), 'artifacts'); }
+  memoryFile(ws: string): string { return `${this.workspaceDir(ws)}/memory.jsonl`; }
+  tasksDir(ws: string): string { return `${this.workspaceDir(ws)}/tasks`; }
+  taskDir(ws: string, id: string): string { return `${this.tasksDir(ws)}/${assertTaskId(id)}`; }
+  taskFile(ws: string, id: string): string { return `${this.taskDir(ws, id)}/task.json`; }
+  taskBackup(ws: string, id: string): string { return `${this.taskDir(ws, id)}/task.json.bak`; }
+  taskLog(ws: string, id: string): string { return `${this.taskDir(ws, id)}/task.log`; }
+  artifactsDir(ws: string, id: string): string { return `${this.taskDir(ws, id)}/artifacts`; }
   scheduleFile(name: string): string { return path.join(this.schedulesDir, `${assertName('schedule', name)}.json`); }
   userTemplate(name: string): string { return path.join(this.templatesDir, `${assertName('template', name)}.yaml`); }
 }

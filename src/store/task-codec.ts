@@ -86,9 +86,10 @@ export function encodeTask(task: TaskRecord): string {
 // and a resume resets them), so the bytes are always exactly JSON.stringify(task) + '\n'.
 //
 // What is left per element is that check, so it is kept cheap: a snapshot is compiled once
-// (keys and values in arrays, no allocation when checking), and runs of CHUNK elements that
-// are all unchanged reuse one joined buffer, so a 1,000-step task is a few dozen pieces for
-// writev rather than thousands.
+// (keys and values in arrays, no allocation when checking), and a full run of CHUNK elements
+// found unchanged is joined into one buffer, reused until one of them changes, so a 1,000-step
+// task is a few dozen pieces for writev rather than thousands, and the run that holds the
+// running step is not copied again at every checkpoint.
 
 const CACHED_ARRAYS = new Set(['steps', 'step_results', 'transitions']);
 const CHUNK = 64;
@@ -151,7 +152,9 @@ const pieces = new WeakMap<object, Piece>();
 /** Per array: joined buffers of runs of CHUNK elements, with the pieces they were joined from. */
 interface Chunk {
   parts: Piece[];
-  bytes: Buffer;
+  /** The parts joined: made once a full run is found unchanged, so a run that changes at every
+   *  checkpoint (the one holding the running step) is not copied again each time. */
+  bytes: Buffer | undefined;
 }
 const chunks = new WeakMap<unknown[], Chunk[]>();
 
@@ -184,10 +187,17 @@ function encodeElements(value: unknown[], out: Buffer[]): void {
       parts.push(piece);
     }
     if (parts === null && old!.parts.length !== end - start) parts = old!.parts.slice(0, end - start);
-    const chunk = parts === null ? old! : { parts, bytes: Buffer.concat(parts.map((p) => p.bytes)) };
+    let chunk: Chunk;
+    if (parts === null) {
+      chunk = old!;
+      if (chunk.bytes === undefined && chunk.parts.length === CHUNK) chunk.bytes = Buffer.concat(chunk.parts.map((p) => p.bytes));
+    } else {
+      chunk = { parts, bytes: undefined };
+    }
     next.push(chunk);
     // The first element of the array carries no leading comma.
-    out.push(start === 0 ? chunk.bytes.subarray(1) : chunk.bytes);
+    if (chunk.bytes !== undefined) out.push(start === 0 ? chunk.bytes.subarray(1) : chunk.bytes);
+    else for (let i = 0; i < chunk.parts.length; i++) out.push(start === 0 && i === 0 ? chunk.parts[i]!.bytes.subarray(1) : chunk.parts[i]!.bytes);
   }
   chunks.set(value, next);
 }

@@ -171,15 +171,31 @@ export function lineAt(doc: Document, lc: LineCounter, segments: ReadonlyArray<P
   return line;
 }
 
+/** Templates parsed from files, with the file's stats when it was read: a file is parsed again
+ *  only once it changes (parsing a 100-step template allocated ~5 MB at every task start). */
+const parsed = new Map<string, { sig: string; builtin: boolean; template: Template }>();
+const PARSED_MAX = 64;
+
 export async function loadTemplateFile(file: string, builtin = false): Promise<Template> {
   let text: string;
+  let sig: string;
   try {
+    const st = await fsp.stat(file);
+    sig = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+    const hit = parsed.get(file);
+    if (hit && hit.sig === sig && hit.builtin === builtin) return structuredClone(hit.template);
     text = await fsp.readFile(file, 'utf8');
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') throw new AtlasError('not_found', `no template file ${file}`, { details: { file } });
     throw storageError('read', file, err);
   }
-  return parseTemplate(text, file, builtin);
+  const template = parseTemplate(text, file, builtin);
+  // A file changed between the stat and the read is cached under its old stats, so the next
+  // load parses it again: never a stale template.
+  parsed.delete(file);
+  parsed.set(file, { sig, builtin, template: structuredClone(template) });
+  if (parsed.size > PARSED_MAX) parsed.delete(parsed.keys().next().value!);
+  return template;
 }
 
 export interface TemplateInfo {

@@ -228,3 +228,22 @@ test('templates: durations', () => {
   assert.equal(parseDuration('-1s'), undefined);
   assert.equal(parseDuration(-1), undefined);
 });
+
+test('a template file edited between two loads is read again, and each load gets its own copy', async () => {
+  const root = await tempRoot();
+  try {
+    const file = path.join(root, 'edit.yaml');
+    fs.writeFileSync(file, lines('name: edit', 'steps:', '  - name: one', '    type: shell', '    run: echo 1'));
+    const first = await loadTemplateFile(file);
+    first.steps[0]!.name = 'changed by a caller';
+    const again = await loadTemplateFile(file);
+    assert.equal(again.steps[0]!.name, 'one', 'a caller changing its copy does not change the next load');
+    // Same size, so only the content (and the file's times) tell the edit apart.
+    fs.writeFileSync(file, lines('name: edit', 'steps:', '  - name: two', '    type: shell', '    run: echo 2'));
+    assert.equal((await loadTemplateFile(file)).steps[0]!.name, 'two');
+    fs.writeFileSync(file, 'name: edit\nsteps: [\n');
+    await assert.rejects(loadTemplateFile(file), TemplateError, 'a broken edit is reported, not hidden by the earlier parse');
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
