@@ -1,14 +1,12 @@
 // atlas memory add | list | search | remove: a workspace's memory (DESIGN §14), which the ai
 // steps of its tasks are given. Each a yargs command; the daemon checks and keeps the entries.
-import type { Argv } from 'yargs';
 import type { MemoryEntry } from '../store/memory.js';
-import { clientCommand, type GlobalArgs } from './connect.js';
+import { clientCommand, type Cli } from './connect.js';
 import { ago, c, printJson, table } from './output.js';
 
-type Args = GlobalArgs & { workspace: string; text?: string; kind?: string; query?: string; id?: string };
-const act = clientCommand<Args>;
+const act = clientCommand;
 
-const KINDS = ['decision', 'note', 'pattern'];
+const KINDS = ['decision', 'note', 'pattern'] as const;
 
 function printEntries(entries: MemoryEntry[], empty: string): void {
   if (entries.length === 0) return void process.stdout.write(`${empty}\n`);
@@ -16,7 +14,7 @@ function printEntries(entries: MemoryEntry[], empty: string): void {
   process.stdout.write(table(['ID', 'KIND', 'SOURCE', 'ADDED', 'TEXT'], entries.map((e) => [e.id, e.kind, e.source, ago(e.created_at), oneLine(e.text)])) + '\n');
 }
 
-export function registerMemoryCommands(cli: Argv): Argv {
+export function registerMemoryCommands(cli: Cli): Cli {
   return cli.command('memory <command>', "a workspace's memory: entries given to its ai steps ({{ memory }}, $ATLAS_MEMORY_FILE)", (y) =>
     y
       .option('workspace', { alias: 'w', type: 'string', demandOption: true, describe: 'the workspace' })
