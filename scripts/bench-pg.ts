@@ -21,6 +21,8 @@ export interface PgFigures {
   wait_c4?: { steps_per_s: number; seconds: number };
   shell_c4?: { steps_per_s: number; seconds: number };
   takeover?: { kills: number; p50_ms: number; p99_ms: number; all_ms: number[] };
+  /** The same with SIGSTOP (a vanished machine): taken over once the lease (STOP_TTL_S) expires. */
+  takeover_stopped?: { kills: number; p50_ms: number; p99_ms: number; all_ms: number[] };
   queries?: QueryFigures;
 }
 
@@ -59,6 +61,9 @@ function templateFile(home: string, name: string, steps: number, step: string[])
   for (let i = 0; i < steps; i++) lines.push(`  - name: s${i}`, ...step.map((l) => `    ${l}`));
   fs.writeFileSync(path.join(home, 'templates', `${name}.yaml`), lines.join('\n') + '\n');
 }
+
+/** The lease TTL of the SIGSTOP takeover runs (the goal: takeover within TTL + 3 s). */
+export const STOP_TTL_S = 2;
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 
@@ -101,15 +106,20 @@ async function poll<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs
   }
 }
 
-/** kill -9 of the daemon that runs a step, `kills` times; the time until another daemon owns the task. */
-async function takeover(url: string, scratch: string, kills: number): Promise<{ kills: number; p50_ms: number; p99_ms: number; all_ms: number[] }> {
-  const schema = 'takeover';
+/**
+ * kill -9 (or SIGSTOP: a machine that vanished, its database session left open) of the daemon
+ * that runs a step, `kills` times; the time until another daemon owns the task. A stopped
+ * daemon is taken over only once its lease expires (lease_ttl 2 s here), then continued: its
+ * next write is refused and it stops that step itself.
+ */
+async function takeover(url: string, scratch: string, kills: number, signal: 'SIGKILL' | 'SIGSTOP' = 'SIGKILL'): Promise<{ kills: number; p50_ms: number; p99_ms: number; all_ms: number[] }> {
+  const schema = signal === 'SIGKILL' ? 'takeover' : 'takeover_stop';
   const workspaces = ['w1', 'w2', 'w3', 'w4'];
   const homes = [0, 1].map((i) => {
     const home = fs.mkdtempSync(path.join(scratch, `pg-takeover-${i}-`));
     fs.writeFileSync(
       path.join(home, 'config.yaml'),
-      [`store: ${url}`, `store_schema: ${schema}`, 'max_concurrent_tasks: 4', `workspaces: [${workspaces.join(', ')}]`, 'step_defaults:', '  kill_grace: 200ms'].join('\n') + '\n',
+      [`store: ${url}`, `store_schema: ${schema}`, 'max_concurrent_tasks: 4', `workspaces: [${workspaces.join(', ')}]`, ...(signal === 'SIGSTOP' ? [`lease_ttl: ${STOP_TTL_S}s`] : []), 'step_defaults:', '  kill_grace: 200ms'].join('\n') + '\n',
       { mode: 0o600 },
     );
     templateFile(home, 'slow', 3, ['type: shell', 'run: sleep 1']);
@@ -154,7 +164,7 @@ async function takeover(url: string, scratch: string, kills: number): Promise<{ 
       await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 300)));
       const i = ids.indexOf(victim.owner);
       const killedAt = performance.now();
-      procs[i]!.kill('SIGKILL');
+      procs[i]!.kill(signal);
       await poll(
         'the takeover',
         async () => {
@@ -165,12 +175,19 @@ async function takeover(url: string, scratch: string, kills: number): Promise<{ 
         60_000,
       );
       all.push(Math.round(performance.now() - killedAt));
+      if (signal === 'SIGSTOP') {
+        procs[i]!.kill('SIGCONT');
+        continue;
+      }
       await new Promise<void>((r) => (procs[i]!.exitCode !== null || procs[i]!.signalCode !== null ? r() : procs[i]!.once('exit', () => r())));
       procs[i] = startDaemon(homes[i]!);
       await ready(homes[i]!, procs[i]!);
     }
   } finally {
-    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
+    for (const p of procs) if (p.exitCode === null && p.signalCode === null) {
+      p.kill('SIGCONT');
+      p.kill('SIGTERM');
+    }
     await Promise.all(procs.map((p) => new Promise<void>((r) => (p.exitCode !== null || p.signalCode !== null ? r() : p.once('exit', () => r())))));
     await db.end();
     for (const h of homes) fs.rmSync(h, { recursive: true, force: true });
@@ -195,6 +212,7 @@ export async function pgBench(scratch: string, o: { tasks?: number; steps?: numb
     out.wait_c4 = await throughput(url, scratch, 'wait', 4, tasks, steps);
     out.shell_c4 = await throughput(url, scratch, 'shell', 4, tasks, steps);
     out.takeover = await takeover(url, scratch, o.kills ?? 20);
+    out.takeover_stopped = await takeover(url, scratch, Math.max(1, Math.round((o.kills ?? 20) / 4)), 'SIGSTOP');
     out.queries = await queryBench(o.queryTasks ?? 10_000, scratch, { url, schema: 'queries' });
     return out;
   } finally {
