@@ -39,7 +39,7 @@ export async function cloneCopy(repo: string, branch: string, dir: string): Prom
   const partial = `${dir}.partial-${process.pid}`;
   await fsp.rm(partial, { recursive: true, force: true });
   try {
-    await run('git', ['clone', '--quiet', repo, partial], { timeout: GIT_TIMEOUT_MS, env });
+    await run('git', ['clone', '--quiet', '--', repo, partial], { timeout: GIT_TIMEOUT_MS, env });
     let remote = false;
     try {
       await run('git', ['-C', partial, 'rev-parse', '--verify', '--quiet', `refs/remotes/origin/${branch}`], { env });
